@@ -1,0 +1,25 @@
+"""The error types each layer raises; the CLI turns any of them into exit 2."""
+
+
+class SmtpgateError(Exception):
+    """Base of every error smtpgate reports to the user (one line, no traceback)."""
+
+
+class TargetError(SmtpgateError):
+    """The target could not be started, reached or stopped."""
+
+
+class CollectError(SmtpgateError):
+    """Observations could not be collected from a running target."""
+
+
+class PolicyError(SmtpgateError):
+    """The policy file is missing, unreadable or invalid (message names file:line)."""
+
+
+class ReportError(SmtpgateError):
+    """A report could not be written."""
+
+
+class Interrupted(SmtpgateError):
+    """SIGINT or SIGTERM arrived; everything started has been cleaned up."""
