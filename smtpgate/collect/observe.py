@@ -1,0 +1,111 @@
+"""Turn raw /proc facts into model objects, and probe every listener.
+
+The runtime collectors of every target end here: a Snapshot of what listens
+(with owners) and what runs, and ``probe_all`` to speak to each listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from smtpgate.collect import procfs, smtp
+from smtpgate.model import Listener, Process, Protocol, SmtpProbe
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What listens and what runs in a target at one moment."""
+
+    listeners: tuple[Listener, ...]
+    processes: tuple[Process, ...]
+    problems: tuple[str, ...] = ()
+    owners_readable: bool = True
+    cpu_seconds: float = 0.0  # CPU time used so far by the processes seen
+
+    @property
+    def fingerprint(self) -> tuple:
+        """Changes whenever a listener or a process comes or goes."""
+        return (
+            tuple(sorted(li.key for li in self.listeners)),
+            tuple(sorted((p.pid, p.cmdline) for p in self.processes)),
+        )
+
+
+def to_process(raw: procfs.RawProcess) -> Process:
+    return Process(pid=raw.pid, name=raw.name, cmdline=raw.cmdline, exe=raw.exe, uid=raw.uid)
+
+
+def build_snapshot(
+    sockets: Iterable[procfs.RawSocket],
+    raw_processes: Iterable[procfs.RawProcess],
+    problems: Iterable[str] = (),
+) -> Snapshot:
+    """Join sockets to the process holding them (the lowest pid, i.e. the
+    parent/master, when several processes share one socket)."""
+    raws = sorted(raw_processes, key=lambda p: p.pid)
+    owners: dict[int, Process] = {}
+    readable = all(p.socket_inodes is not None for p in raws) if raws else False
+    for raw in raws:
+        for inode in raw.socket_inodes or ():
+            owners.setdefault(inode, to_process(raw))
+    listeners = {}
+    for sock in sockets:
+        key = (sock.address, sock.port)
+        if key not in listeners:
+            listeners[key] = Listener(sock.address, sock.port, sock.family, sock.inode, owners.get(sock.inode))
+    ordered = tuple(sorted(listeners.values(), key=lambda li: (li.port, li.family, li.address)))
+    cpu = sum(r.cpu_ticks for r in raws) / _CLOCK_TICKS
+    return Snapshot(ordered, tuple(to_process(r) for r in raws), tuple(problems), readable, cpu)
+
+
+def read_snapshot(proc_root: str, anchor_pid: int, marker: str | None = None) -> Snapshot:
+    """Snapshot of the namespaces of ``anchor_pid`` from a /proc tree."""
+    sockets, problems = procfs.read_listening(f"{proc_root}/{anchor_pid}")
+    processes = procfs.processes_like(proc_root, anchor_pid, marker)
+    return build_snapshot(sockets, processes, problems)
+
+
+def dial_address(listener: Listener) -> str:
+    """Where to connect to reach a listener from inside its namespace."""
+    ip = ipaddress.ip_address(listener.address)
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    if ip.is_unspecified:
+        return "127.0.0.1" if ip.version == 4 else "::1"
+    return str(ip)
+
+
+async def _probe_one(dial: smtp.Dialler, listener: Listener, patience: float) -> SmtpProbe:
+    host = dial_address(listener)
+    started = time.monotonic()
+    verdict = await smtp.probe_port(dial, host, listener.port, patience=patience)
+    if verdict.protocol == "unreachable" and listener.address == "::" and host == "::1":
+        host = "127.0.0.1"  # IPv6 switched off inside: a dual-stack socket still takes IPv4
+        verdict = await smtp.probe_port(dial, host, listener.port, patience=patience)
+    return SmtpProbe(
+        address=listener.address,
+        port=listener.port,
+        protocol=Protocol(verdict.protocol),
+        tls=verdict.tls,
+        greeting="\n".join(verdict.greeting),
+        ehlo=verdict.ehlo,
+        detail=verdict.detail,
+        connected_to=host,
+        seconds=round(time.monotonic() - started, 3),
+    )
+
+
+async def _probe_all(dial: smtp.Dialler, listeners: Iterable[Listener], patience: float) -> list[SmtpProbe]:
+    return list(await asyncio.gather(*(_probe_one(dial, li, patience) for li in listeners)))
+
+
+def probe_all(dial: smtp.Dialler, listeners: Iterable[Listener], patience: float = 8.0) -> list[SmtpProbe]:
+    """Probe every listener concurrently; one shared event loop, bounded time."""
+    return asyncio.run(_probe_all(dial, list(listeners), patience))

@@ -1,0 +1,193 @@
+"""One scan of one target: start, settle, collect, probe, judge, stop."""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from smtpgate.collect import observe
+from smtpgate.collect.observe import Snapshot
+from smtpgate.errors import SmtpgateError
+from smtpgate.findings import listening_findings
+from smtpgate.model import Judged, Listener, Process, Protocol, ScanResult, SmtpProbe, TargetInfo
+from smtpgate.targets.interface import Target
+
+# PID 1 names that mean "this container boots an init system": what is
+# enabled would start in production even if the test run did not start it.
+INIT_NAMES = {"systemd", "init", "openrc-init", "openrc", "s6-svscan", "runsvdir", "runit", "supervisord"}
+
+
+@dataclass(frozen=True)
+class ScanOptions:
+    """Knobs of one scan, with defaults that suit a CI step."""
+
+    settle_window: float = 1.0  # listeners unchanged and CPU quiet this long
+    settle_quiet: float = 2.0  # the same, while nothing listens yet
+    settle_timeout: float = 30.0  # upper bound of the wait
+    busy_after: float = 10.0  # after this, a busy CPU no longer delays settling
+    poll: float = 0.1
+    greeting_timeout: float = 8.0  # patience for a delayed greeting
+    boots_init: bool | None = None  # None: decide from PID 1
+    today: dt.date | None = None
+
+
+@dataclass
+class _Settled:
+    snapshot: Snapshot
+    notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    exited: bool = False
+
+
+def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> _Settled:
+    """Watch listeners until they stop changing (not a fixed sleep).
+
+    Settled when: the listener set has not changed for ``settle_window`` (or
+    ``settle_quiet`` while nothing listens), the processes used under a quarter
+    of a core meanwhile (start-up work is over) unless ``busy_after`` has
+    passed, every EXPOSEd port listens, and a HEALTHCHECK is no longer
+    'starting'; or ``settle_timeout`` passed.
+    """
+    start = time.monotonic()
+    last_keys: tuple | None = None
+    since = start
+    cpu_mark: tuple[float, float] | None = None
+    snap = Snapshot((), ())
+    while True:
+        now = time.monotonic()
+        state = target.state()
+        if not state.running:
+            return _exited(snap, state, now - start)
+        snap = target.snapshot()
+        keys = snap.fingerprint[0]
+        if keys != last_keys:
+            last_keys, since, cpu_mark = keys, now, (now, snap.cpu_seconds)
+        window = opts.settle_window if snap.listeners else opts.settle_quiet
+        waited = now - start
+        stable = now - since >= window
+        assert cpu_mark is not None
+        cpu_busy = (snap.cpu_seconds - cpu_mark[1]) > 0.25 * max(now - cpu_mark[0], 1e-3)
+        if stable and cpu_busy and waited < opts.busy_after:
+            cpu_mark = (now, snap.cpu_seconds)  # measure the next window afresh
+            stable = False
+        listening_ports = {li.port for li in snap.listeners}
+        missing = [p for p in exposed if p not in listening_ports] if waited < opts.busy_after else []
+        starting = state.health == "starting"
+        if stable and not missing and not starting:
+            return _Settled(snap, notes=[f"settled after {waited:.1f} s"])
+        if waited >= opts.settle_timeout:
+            return _timed_out(snap, opts, stable, missing, starting)
+        time.sleep(opts.poll)
+
+
+def _exited(snap: Snapshot, state: Any, waited: float) -> _Settled:
+    logs = f"; last log lines: {state.detail[-600:]!r}" if state.detail else ""
+    msg = f"the container exited with code {state.exit_code} after {waited:.1f} s, before it settled{logs}"
+    return _Settled(snap, errors=[msg], exited=True)
+
+
+def _timed_out(snap: Snapshot, opts: ScanOptions, stable: bool, missing: list, starting: bool) -> _Settled:
+    out = _Settled(snap)
+    limit = f"--settle-timeout {opts.settle_timeout:g} s"
+    if not stable:
+        out.errors.append(f"listening sockets were still changing after {limit}; inspected as they were")
+    if missing:
+        out.notes.append(f"EXPOSEd port(s) {', '.join(map(str, missing))} never listened within {limit}")
+    if starting:
+        out.notes.append(f"the HEALTHCHECK still said 'starting' after {limit}")
+    return out
+
+
+def boots_init(pid1: Process | None) -> bool:
+    if pid1 is None:
+        return False
+    names = {pid1.name}
+    if pid1.cmdline:
+        names.add(pid1.cmdline[0].rsplit("/", 1)[-1])
+        if len(pid1.cmdline) > 1 and pid1.name.startswith("python"):
+            names.add(pid1.cmdline[1].rsplit("/", 1)[-1])  # supervisord is a python script
+    return bool(names & INIT_NAMES)
+
+
+def _not_probed(listeners: tuple[Listener, ...], why: str) -> list[SmtpProbe]:
+    return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=why) for li in listeners]
+
+
+def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
+    """Settle, collect, probe and judge a started target."""
+    from smtpgate.policy import evaluate
+
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    settled = settle(target, opts, _exposed(target))
+    timings["settle"] = time.monotonic() - t0
+    snap = settled.snapshot
+    errors, notes = list(settled.errors), list(settled.notes)
+    notes.extend(f"/proc: {p}" for p in snap.problems)
+    if snap.listeners and not snap.owners_readable:
+        notes.append("the owners of sockets could not be read (/proc/<pid>/fd needs root)")
+    t1 = time.monotonic()
+    probes = _probe(target, snap, opts, settled.exited)
+    timings["probe"] = time.monotonic() - t1
+    pid1 = next((p for p in snap.processes if p.pid == 1), None)
+    init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
+    findings = listening_findings(snap.listeners, probes)
+    judged: list[Judged] = [evaluate(policy, f, boots_init=init, today=opts.today) for f in findings]
+    _unjudged_errors(snap.listeners, probes, findings, errors)
+    info: TargetInfo = replace(target.info, pid1=pid1, boots_init=init)
+    return ScanResult(
+        target=info,
+        listeners=snap.listeners,
+        probes=tuple(probes),
+        judged=tuple(judged),
+        errors=tuple(errors),
+        notes=tuple(target.notes + notes),
+        method=target.method,
+        timings=timings,
+    )
+
+
+def _exposed(target: Target) -> tuple[int, ...]:
+    ports = getattr(target, "exposed_tcp_ports", ())
+    return tuple(ports)
+
+
+def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> list[SmtpProbe]:
+    if not snap.listeners:
+        return []
+    if exited:
+        return _not_probed(snap.listeners, "the container had exited")
+    dial = target.dialler()
+    if dial is None:
+        return _not_probed(snap.listeners, f"no way into the target's network ({target.method})")
+    return observe.probe_all(dial, snap.listeners, patience=opts.greeting_timeout)
+
+
+def _unjudged_errors(listeners, probes, findings, errors: list[str]) -> None:
+    """A listener we could not speak to and could not identify is undecided."""
+    in_findings = {li.key for f in findings for li in f.listeners}
+    for probe in probes:
+        undecided = probe.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE)
+        if undecided and (probe.address, probe.port) not in in_findings:
+            errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}")
+
+
+def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
+    """Run one target from start to removal; every failure becomes an error in
+    the result (never a pass), and the target is always stopped."""
+    started = time.monotonic()
+    result: ScanResult | None = None
+    try:
+        with target:
+            result = inspect(target, policy, opts)
+    except SmtpgateError as exc:
+        if result is None:
+            result = ScanResult(
+                target=target.info, errors=(str(exc),), notes=tuple(target.notes), method=target.method
+            )
+        else:  # inspected, but cleanup failed
+            result = replace(result, errors=result.errors + (str(exc),))
+    result.timings["total"] = time.monotonic() - started
+    return result

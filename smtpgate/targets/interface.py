@@ -1,0 +1,56 @@
+"""What every target gives the gate: start/stop, snapshots, a way to dial in."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from smtpgate.collect.observe import Snapshot
+from smtpgate.collect.smtp import Dialler
+from smtpgate.model import TargetInfo
+
+
+@dataclass(frozen=True)
+class RunState:
+    """Is the target still up, and what does its health check say."""
+
+    running: bool
+    exit_code: int | None = None
+    health: str | None = None  # starting, healthy, unhealthy, or None without a HEALTHCHECK
+    detail: str = ""  # e.g. the tail of the logs of a container that exited
+
+
+class Target(abc.ABC):
+    """A running thing to inspect. Use as a context manager: __exit__ always
+    releases everything that start() created, on every path."""
+
+    info: TargetInfo
+    method: str = ""  # how observations are collected, for the report
+    notes: list[str]
+
+    @abc.abstractmethod
+    def start(self) -> None: ...
+
+    @abc.abstractmethod
+    def stop(self) -> None: ...
+
+    @abc.abstractmethod
+    def state(self) -> RunState: ...
+
+    @abc.abstractmethod
+    def snapshot(self) -> Snapshot: ...
+
+    @abc.abstractmethod
+    def dialler(self) -> Dialler | None:
+        """A dialler that reaches every listener (loopback included), or None."""
+
+    def __enter__(self) -> Target:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

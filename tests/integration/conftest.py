@@ -1,0 +1,72 @@
+"""Integration fixtures: built fixture images, scans run once and shared."""
+
+from __future__ import annotations
+
+import json
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+
+from smtpgate.cli import main
+
+ROOT = Path(__file__).resolve().parents[2]
+EXPECTED = yaml.safe_load((ROOT / "fixtures" / "expected.yaml").read_text())
+
+
+def fixture_names() -> list[str]:
+    return sorted(EXPECTED)
+
+
+def labelled(client, owner_pid: int | None = None) -> tuple[list, list]:
+    """Containers and networks labelled smtpgate (by one scanning process)."""
+    label = "smtpgate" if owner_pid is None else f"smtpgate.owner-pid={owner_pid}"
+    return (
+        client.containers.list(all=True, filters={"label": label}),
+        client.networks.list(filters={"label": label}),
+    )
+
+
+@dataclass
+class ScanRun:
+    code: int
+    report: dict
+    junit: ET.Element
+    junit_text: str
+
+
+@pytest.fixture(scope="session")
+def images(docker_client):
+    """Every fixture image must exist (built by ./dev setup / fixtures/build.sh)."""
+    missing = []
+    for name in fixture_names():
+        ref = EXPECTED[name]["image"]
+        try:
+            docker_client.images.get(ref)
+        except Exception:  # noqa: BLE001
+            missing.append(ref)
+    if missing:
+        pytest.fail(f"fixture images not built: {', '.join(missing)} (run ./dev fixtures)", pytrace=False)
+    return {name: EXPECTED[name]["image"] for name in fixture_names()}
+
+
+@pytest.fixture(scope="session")
+def scan_image(images, tmp_path_factory, docker_client):
+    """scan_image(ref, *args) -> ScanRun, through the real CLI entry point;
+    results are cached per argument list so each fixture is scanned once."""
+    cache: dict[tuple, ScanRun] = {}
+
+    def run(ref: str, *extra: str) -> ScanRun:
+        key = (ref, *extra)
+        if key not in cache:
+            out = tmp_path_factory.mktemp("scan")
+            code = main(["scan", ref, "--junit", str(out / "j.xml"), "--json", str(out / "r.json"), "-q", *extra])
+            text = (out / "j.xml").read_text(encoding="utf-8")
+            cache[key] = ScanRun(code, json.loads((out / "r.json").read_text()), ET.fromstring(text), text)
+        return cache[key]
+
+    yield run
+    containers, networks = labelled(docker_client)
+    assert not containers and not networks, "scans left labelled containers/networks behind"
