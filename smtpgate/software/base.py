@@ -1,0 +1,71 @@
+"""One registry entry (`Mta`) and the text matching it knows how to do."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from smtpgate.model import Process
+
+TEXT_LIMIT = 4096  # an SMTP reply line is at most 512 octets (RFC 5321); anything longer is junk
+
+
+def patterns(*sources: str) -> tuple[re.Pattern[str], ...]:
+    """Compile case-insensitive patterns for an `Mta` field."""
+    return tuple(re.compile(source, re.IGNORECASE) for source in sources)
+
+
+def first_match(pats: Iterable[re.Pattern[str]], texts: Iterable[str]) -> re.Match[str] | None:
+    """The first hit of any pattern (in order) in any text."""
+    texts = tuple(texts)
+    for pat in pats:
+        for text in texts:
+            found = pat.search(text)
+            if found:
+                return found
+    return None
+
+
+def process_texts(process: Process) -> tuple[str, ...]:
+    """What a process is known by: comm, the full command line, the executable's path."""
+    texts = (process.name, " ".join(process.cmdline), process.exe or "")
+    return tuple(text[:TEXT_LIMIT] for text in texts if text)
+
+
+@dataclass(frozen=True)
+class Mta:
+    """An SMTP implementation: how to recognise it and how to fix an exposed listener.
+
+    `banners` are searched in the greeting text (reply codes stripped, lines joined)
+    and may name a group 'version'; `ehlo` in each EHLO reply line (codes stripped);
+    `processes` in the process name, command line and executable path.
+    """
+
+    id: str
+    name: str
+    banners: tuple[re.Pattern[str], ...]
+    ehlo: tuple[re.Pattern[str], ...] = ()
+    processes: tuple[re.Pattern[str], ...] = ()
+    packages: tuple[str, ...] = ()
+    listen_setting: str = ""
+    fix: tuple[str, ...] = ()
+    verify: tuple[str, ...] = ()
+
+    def greeting_match(self, text: str) -> re.Match[str] | None:
+        return first_match(self.banners, (text,))
+
+    def ehlo_match(self, lines: Iterable[str]) -> re.Match[str] | None:
+        return first_match(self.ehlo, lines)
+
+    def runs_as(self, process: Process) -> bool:
+        return first_match(self.processes, process_texts(process)) is not None
+
+
+def ss_check(ports: str) -> str:
+    """The verify step every MTA shares: what listens on its ports, and where."""
+    sports = " or ".join(f"sport = :{port}" for port in ports.split(","))
+    return f"`ss -ltnp '( {sports} )'` lists only 127.0.0.1 / [::1] (or nothing)"
+
+
+RERUN = "Re-run smtpgate on the rebuilt image: the finding is gone or reported as loopback-only"

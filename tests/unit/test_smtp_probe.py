@@ -1,0 +1,213 @@
+"""Protocol classification against replayed real transcripts and local servers.
+
+Each transcript in data/transcripts was captured from a real server (see the
+README there); a small asyncio server on 127.0.0.1 replays it byte for byte, in
+clear or inside TLS, optionally after a delay, and the real probe decides.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import ssl
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from smtpgate.collect import smtp
+from smtpgate.collect.netns import direct_dial
+
+DATA = Path(__file__).parent / "data" / "transcripts"
+
+
+def load(name: str) -> dict:
+    rec = json.loads((DATA / f"{name}.json").read_text())
+    rec["greeting"] = base64.b64decode(rec["greeting"])
+    rec["replies"] = {k: base64.b64decode(v) for k, v in rec["replies"].items()}
+    return rec
+
+
+@pytest.fixture(scope="module")
+def tls_server_context(tmp_path_factory):
+    """A throw-away self-signed certificate, made with the openssl CLI."""
+    d = tmp_path_factory.mktemp("cert")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=replay",
+         "-keyout", str(d / "k.pem"), "-out", str(d / "c.pem")],
+        check=True, capture_output=True,
+    )
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(d / "c.pem", d / "k.pem")
+    return ctx
+
+
+async def _replay_session(reader, writer, rec, delay):
+    await asyncio.sleep(delay)
+    writer.write(rec["greeting"])
+    await writer.drain()
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        verb = line.split(b" ")[0].strip().upper().decode("ascii", "replace")
+        if verb == "QUIT":
+            writer.write(b"221 bye\r\n")
+            break
+        writer.write(rec["replies"].get(verb, b"500 unknown\r\n"))
+        await writer.drain()
+    writer.close()
+
+
+def probe_replay(rec: dict, *, delay: float = 0.0, tls_ctx=None, patience: float = 8.0) -> tuple[smtp.Verdict, float]:
+    async def main():
+        server = await asyncio.start_server(
+            lambda r, w: _replay_session(r, w, rec, delay), "127.0.0.1", 0, ssl=tls_ctx
+        )
+        port = server.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        async with server:
+            verdict = await smtp.probe_port(direct_dial, "127.0.0.1", port, patience=patience)
+        return verdict, time.monotonic() - started
+
+    return asyncio.run(main())
+
+
+@pytest.mark.parametrize(
+    ("name", "protocol", "tls", "first"),
+    [
+        ("postfix-all", "smtp", False, "220 postfix-all.example.test ESMTP Postfix (Debian/GNU)"),
+        ("exim-all", "smtp", False, "220 exim-all.example.test ESMTP Exim 4.96"),
+        ("aiosmtpd-2525", "smtp", False, "Python SMTP 1.4.3"),
+        ("noshell-smtp", "smtp", False, "Python SMTP proxy version 0.3"),
+        ("ftp-on-25", "other", False, "220 (vsFTPd 3.0.3)"),
+    ],
+)
+def test_clear_text_transcripts(name, protocol, tls, first):
+    verdict, _ = probe_replay(load(name))
+    assert (verdict.protocol, verdict.tls) == (protocol, tls)
+    assert first in verdict.greeting[0]
+    if protocol == "smtp":
+        assert verdict.ehlo and verdict.ehlo[-1].startswith("250 ")
+
+
+def test_ftp_greeting_is_not_smtp_and_says_why():
+    verdict, _ = probe_replay(load("ftp-on-25"))
+    assert "FTP-like" in verdict.detail
+
+
+def test_implicit_tls_postfix(tls_server_context):
+    verdict, seconds = probe_replay(load("postfix-smtps"), tls_ctx=tls_server_context)
+    assert (verdict.protocol, verdict.tls) == ("smtp", True)
+    assert "ESMTP Postfix" in verdict.greeting[0]
+    assert seconds < 3, "implicit TLS is found by the active probe, not after the full patience"
+
+
+def test_delayed_greeting_is_awaited():
+    verdict, seconds = probe_replay(load("postfix-all"), delay=3.0)
+    assert verdict.protocol == "smtp"
+    assert 3.0 <= seconds < 5.0
+
+
+def test_delayed_greeting_beyond_patience_is_silent():
+    verdict, seconds = probe_replay(load("postfix-all"), delay=4.0, patience=1.5)
+    assert verdict.protocol == "silent"
+    assert seconds < 4.0
+
+
+def test_lmtp_server():
+    rec = {
+        "greeting": b"220 mail.example.test Dovecot (Debian) ready.\r\n",
+        "replies": {"EHLO": b"500 5.5.1 Unknown command\r\n", "LHLO": b"250-mail.example.test\r\n250 PIPELINING\r\n"},
+    }
+    verdict, _ = probe_replay(rec)
+    assert verdict.protocol == "lmtp"
+
+
+def test_hostile_greeting_is_bounded_and_classified():
+    rec = load("hostile-greeting")
+    assert len(rec["greeting"]) > 200_000
+    verdict, _ = probe_replay(rec)
+    assert verdict.protocol == "smtp"
+    assert all(len(line) <= smtp.KEEP_LINE + 1 for line in verdict.greeting)
+
+
+def _serve(handler):
+    """Run an asyncio server with ``handler`` and probe it; returns (verdict, seconds)."""
+
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        async with server:
+            verdict = await smtp.probe_port(direct_dial, "127.0.0.1", port, patience=3.0)
+        return verdict, time.monotonic() - started
+
+    return asyncio.run(main())
+
+
+def test_http_server_ends_early():
+    async def http(reader, writer):
+        await reader.read(100)
+        writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    verdict, seconds = _serve(http)
+    assert verdict.protocol == "other" and "HTTP" in verdict.detail
+    assert seconds < 2.0
+
+
+def test_ssh_banner_is_other():
+    async def ssh(reader, writer):
+        writer.write(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n")
+        await writer.drain()
+        await reader.read(100)
+        writer.close()
+
+    verdict, _ = _serve(ssh)
+    assert verdict.protocol == "other" and "SSH" in verdict.detail
+
+
+def test_tarpit_is_bounded():
+    async def tarpit(reader, writer):
+        await asyncio.sleep(30)
+
+    verdict, seconds = _serve(tarpit)
+    assert verdict.protocol == "silent"
+    assert seconds < 3.0 + 1.5
+
+
+def test_trickle_is_bounded():
+    async def trickle(reader, writer):
+        for byte in b"220 slow.example ESMTP\r\n":
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(1)
+
+    verdict, seconds = _serve(trickle)
+    assert not verdict.speaks_smtp
+    assert seconds < 3.0 + 3 * smtp.REPLY_TIMEOUT + 1
+
+
+def test_flood_is_cut_off():
+    async def flood(reader, writer):
+        writer.write(b"220-")
+        for _ in range(64):
+            writer.write(b"A" * 65536)
+            await writer.drain()
+
+    verdict, seconds = _serve(flood)
+    assert verdict.protocol == "other" and "cut off" in verdict.detail
+
+
+def test_refused_port_is_unreachable():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # bound, not listening: connect is refused
+        verdict = asyncio.run(smtp.probe_port(direct_dial, "127.0.0.1", port, patience=1.0))
+    assert verdict.protocol == "unreachable"
