@@ -9,7 +9,7 @@ from typing import Any
 
 from smtpgate.collect import observe
 from smtpgate.collect.observe import Snapshot
-from smtpgate.errors import SmtpgateError
+from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.findings import listening_findings
 from smtpgate.model import Judged, Listener, Process, Protocol, ScanResult, SmtpProbe, TargetInfo
 from smtpgate.targets.interface import Target
@@ -182,6 +182,8 @@ def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     try:
         with target:
             result = inspect(target, policy, opts)
+    except Interrupted:
+        raise  # the CLI reports it; the target is already stopped
     except SmtpgateError as exc:
         if result is None:
             result = ScanResult(

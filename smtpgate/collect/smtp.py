@@ -76,6 +76,7 @@ class Channel:
             try:
                 return self.tls.read(65536)
             except ssl.SSLWantReadError:
+                await self._flush()  # post-handshake messages, key updates
                 data = await self._raw_recv()
                 if not data:
                     return b""
@@ -97,6 +98,11 @@ class Channel:
         self.writer.write(data)
         await self.writer.drain()
 
+    async def _flush(self) -> None:
+        if self._out.pending:
+            self.writer.write(self._out.read())
+            await self.writer.drain()
+
     async def start_tls(self, context: ssl.SSLContext) -> bytes:
         """Handshake; returns b"" on success, else the first clear-text bytes the
         peer sent instead (raising _Closed when it only closed or alerted)."""
@@ -107,14 +113,13 @@ class Channel:
             try:
                 tls.do_handshake()
                 self.tls = tls
+                await self._flush()  # the client's Finished message
                 return b""
             except ssl.SSLWantReadError:
                 pass
             except ssl.SSLError as exc:
                 raise _Closed(f"TLS handshake failed: {exc.reason or exc}") from None
-            if self._out.pending:
-                self.writer.write(self._out.read())
-                await self.writer.drain()
+            await self._flush()
             data = await self._raw_recv()
             if not data:
                 raise _Closed("closed during the TLS handshake")
@@ -162,7 +167,7 @@ class LineReader:
         lines: list[str] = []
         while len(lines) < MAX_LINES:
             raw = await self.line()
-            text = raw[:KEEP_LINE].decode("utf-8", "backslashreplace")
+            text = raw[:KEEP_LINE].decode("utf-8", "backslashreplace")[:KEEP_LINE]
             match = _REPLY_LINE.match(raw)
             if not match:
                 return None, tuple(lines + [text])

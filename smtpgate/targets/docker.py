@@ -223,7 +223,7 @@ class DockerImageTarget(Target):
 
     def snapshot(self) -> Snapshot:
         if self.method.startswith("host-proc") and self.pid:
-            return observe.read_snapshot("/proc", self.pid, marker=self.container.id)
+            return without_engine_dns(observe.read_snapshot("/proc", self.pid, marker=self.container.id))
         raise TargetError(f"no way to observe {self.ref}: {'; '.join(self.notes)}")
 
     def dialler(self) -> Dialler | None:
@@ -236,6 +236,20 @@ class DockerImageTarget(Target):
                 self.notes.append(f"cannot enter the container's network namespace: {exc}")
                 return None
         return self._dialler
+
+
+ENGINE_DNS = "127.0.0.11"
+
+
+def without_engine_dns(snap: Snapshot) -> Snapshot:
+    """Drop Docker's embedded DNS resolver: on user-defined networks dockerd
+    itself listens on 127.0.0.11:<random> inside the container's namespace.
+    It is not part of the image; only dropped when we can see that no process
+    of the container holds it."""
+    if not snap.owners_readable:
+        return snap
+    keep = tuple(li for li in snap.listeners if not (li.address == ENGINE_DNS and li.process is None))
+    return snap if len(keep) == len(snap.listeners) else replace(snap, listeners=keep)
 
 
 def cleanup(client: Any = None) -> list[str]:

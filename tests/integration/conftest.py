@@ -13,7 +13,7 @@ import yaml
 from smtpgate.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED = yaml.safe_load((ROOT / "fixtures" / "expected.yaml").read_text())
+EXPECTED = yaml.safe_load((ROOT / "fixtures" / "expected.yaml").read_text())["fixtures"]
 
 
 def fixture_names() -> list[str]:

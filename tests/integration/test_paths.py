@@ -1,0 +1,134 @@
+"""Error paths, interruption and policy files, on the real engine."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import xml.etree.ElementTree as ET
+
+import pytest
+
+from smtpgate.cli import main
+from tests.integration.conftest import ROOT, labelled
+
+BASE = "smtpgate-fixture/debian-base:bookworm"
+
+
+def scan(tmp_path, *args: str) -> tuple[int, dict, ET.Element]:
+    code = main(["scan", *args, "--junit", str(tmp_path / "j.xml"), "--json", str(tmp_path / "r.json"), "-q"])
+    return code, json.loads((tmp_path / "r.json").read_text()), ET.parse(tmp_path / "j.xml").getroot()
+
+
+def junit_errors(root: ET.Element) -> list[str]:
+    return [e.get("message", "") for e in root.iter("error")]
+
+
+def test_missing_image_is_exit_2_with_junit(tmp_path, docker_client):
+    code, report, junit = scan(tmp_path, "smtpgate-fixture/no-such-image:1", "--pull", "never")
+    assert code == 2
+    assert "not found" in report["targets"][0]["errors"][0]
+    assert any("no-such-image" in m for m in junit_errors(junit))
+
+
+def test_engine_unreachable_is_exit_2(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/no-engine.sock")
+    code, report, junit = scan(tmp_path, "smtpgate-fixture/clean")
+    assert code == 2
+    assert "Docker engine not reachable" in " ".join(report["errors"] + report["targets"][0]["errors"])
+    assert junit_errors(junit)
+
+
+def test_container_that_exits_at_once_is_exit_2(tmp_path, images, docker_client):
+    code, report, _ = scan(tmp_path, BASE)  # CMD /bin/bash without stdin: exits with 0 at once
+    assert code == 2
+    (error,) = report["targets"][0]["errors"]
+    assert "exited with code 0" in error
+    assert not any(labelled(docker_client))
+
+
+def test_invalid_policy_is_exit_2_naming_file_and_line(tmp_path, images):
+    policy = tmp_path / "smtpgate.yml"
+    policy.write_text("version: 1\napprovals:\n  - software: postfix\n    bind: loopbak\n    reason: x\n")
+    code, report, junit = scan(tmp_path, "smtpgate-fixture/clean", "--policy", str(policy))
+    assert code == 2
+    message = " ".join(report["errors"])
+    assert f"{policy}:4" in message and "loopbak" in message
+    assert junit_errors(junit)
+
+
+def test_policy_approval_turns_a_failure_into_a_pass(tmp_path, images):
+    policy = tmp_path / "smtpgate.yml"
+    policy.write_text(
+        "version: 1\napprovals:\n"
+        "  - software: postfix\n    ports: [25, 587]\n    bind: all\n"
+        "    reason: outbound relay for the billing app\n    owner: team-billing\n    expires: 2999-12-31\n"
+    )
+    code, report, _ = scan(tmp_path, "smtpgate-fixture/postfix-all", "--policy", str(policy))
+    assert code == 0
+    (finding,) = report["targets"][0]["findings"]
+    assert finding["decision"]["outcome"] == "pass"
+    assert finding["decision"]["rule"] == f"{policy}:3"
+
+
+def test_expired_approval_fails_and_says_so(tmp_path, images):
+    policy = tmp_path / "smtpgate.yml"
+    policy.write_text(
+        "version: 1\napprovals:\n"
+        "  - software: postfix\n    reason: temporary exception\n    expires: 2020-01-31\n"
+    )
+    code, report, _ = scan(tmp_path, "smtpgate-fixture/postfix-all", "--policy", str(policy))
+    assert code == 1
+    (finding,) = report["targets"][0]["findings"]
+    assert "expired" in finding["decision"]["reason"] and "2020-01-31" in finding["decision"]["reason"]
+
+
+def test_several_images_one_report(tmp_path, images):
+    code, report, junit = scan(tmp_path, "smtpgate-fixture/clean", "smtpgate-fixture/exim-all")
+    assert code == 1
+    assert [t["verdict"] for t in report["targets"]] == ["pass", "fail"]
+    assert len(junit.findall("testsuite")) == 2
+
+
+def test_python_dash_m_works_like_the_command():
+    done = subprocess.run([sys.executable, "-m", "smtpgate", "--help"], capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0 and "scan" in done.stdout
+    done = subprocess.run([sys.executable, "-m", "smtpgate", "scan", "--bogus"], capture_output=True, timeout=30)
+    assert done.returncode == 2
+
+
+def _wait_for_container(client, owner_pid: int, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        containers, _ = labelled(client, owner_pid)
+        if any(c.status == "running" for c in containers):
+            return
+        time.sleep(0.1)
+    raise AssertionError("the scan never started its container")
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_scan_leaves_nothing_behind(tmp_path, images, docker_client, sig):
+    """Ctrl-C (SIGINT) or CI cancellation (SIGTERM) mid-scan: exit 2, reports
+    written, no container or network left."""
+    junit = tmp_path / "j.xml"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smtpgate", "scan", "smtpgate-fixture/slow-greeting", "--junit", str(junit), "-q"],
+        env=env, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        _wait_for_container(docker_client, proc.pid)
+        time.sleep(0.5)
+        proc.send_signal(sig)
+        _, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 2, stderr
+    assert labelled(docker_client, proc.pid) == ([], [])
+    assert "interrupted" in " ".join(junit_errors(ET.parse(junit).getroot()))
