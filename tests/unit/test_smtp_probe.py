@@ -211,3 +211,41 @@ def test_refused_port_is_unreachable():
         port = s.getsockname()[1]  # bound, not listening: connect is refused
         verdict = asyncio.run(smtp.probe_port(direct_dial, "127.0.0.1", port, patience=1.0))
     assert verdict.protocol == "unreachable"
+
+
+class _BytesChannel:
+    """A Channel stand-in that yields given chunks, then EOF."""
+
+    def __init__(self, chunks):
+        self.chunks = list(chunks)
+
+    async def recv(self) -> bytes:
+        return self.chunks.pop(0) if self.chunks else b""
+
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=3000), max_size=8))
+def test_reply_parser_never_crashes_and_stays_bounded(chunks):
+    async def run():
+        reader = smtp.LineReader(_BytesChannel(chunks))
+        try:
+            return await reader.reply()
+        except smtp._Closed:
+            return None
+
+    result = asyncio.run(run())
+    if result is not None:
+        code, lines = result
+        assert code is None or (len(code) == 3 and code.isdigit())
+        assert len(lines) <= smtp.MAX_LINES + 1
+        assert all(len(line) <= smtp.KEEP_LINE for line in lines)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200))
+def test_name_other_never_crashes(data):
+    assert isinstance(smtp.name_other(data), str)

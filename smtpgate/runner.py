@@ -1,0 +1,93 @@
+"""Many targets at once: bounded concurrency, input order kept, one interrupt
+stops everything.
+
+Scans run in worker threads (each probe phase has its own event loop).
+Signals reach only the main thread, so on SIGINT/SIGTERM the main thread stops
+every started target itself (removing a container ends the worker's scan
+quickly) and re-raises once the workers are done.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from smtpgate import gate
+from smtpgate.model import ScanResult
+from smtpgate.targets.interface import Target
+
+
+def shard(items: Sequence[str], spec: str | None) -> list[str]:
+    """``K/N``: every N-th item starting at the K-th (1-based), in input order;
+    the same list and spec always give the same slice, and the N slices
+    partition the list."""
+    if not spec:
+        return list(items)
+    k, _, n = spec.partition("/")
+    try:
+        index, count = int(k), int(n)
+    except ValueError:
+        raise ValueError(f"--shard {spec!r}: expected K/N, e.g. 2/4") from None
+    if not 1 <= index <= count:
+        raise ValueError(f"--shard {spec!r}: K must be between 1 and N")
+    return [item for i, item in enumerate(items) if i % count == index - 1]
+
+
+class _Active:
+    """Targets started and not yet finished, so an interrupt can stop them."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.targets: set[Target] = set()
+        self.cancelled = threading.Event()
+
+    def run(self, target: Target, policy: Any, opts: gate.ScanOptions) -> ScanResult | None:
+        if self.cancelled.is_set():
+            return None
+        with self.lock:
+            self.targets.add(target)
+        try:
+            return gate.scan(target, policy, opts)
+        finally:
+            with self.lock:
+                self.targets.discard(target)
+
+    def stop_all(self) -> None:
+        self.cancelled.set()
+        with self.lock:
+            targets = list(self.targets)
+        for target in targets:
+            try:
+                target.stop()
+            except Exception:  # noqa: BLE001 - best effort; the worker stops it again
+                pass
+
+
+def run_many(
+    refs: Sequence[str], make_target: Callable[[str], Target], policy: Any, opts: gate.ScanOptions, jobs: int = 1
+) -> list[ScanResult]:
+    """Scan every ref with at most ``jobs`` at a time; results in input order."""
+    if jobs <= 1 or len(refs) <= 1:
+        return [gate.scan(make_target(ref), policy, opts) for ref in refs]
+    active = _Active()
+    pool = cf.ThreadPoolExecutor(max_workers=jobs, thread_name_prefix="smtpgate-scan")
+    futures = [pool.submit(active.run, make_target(ref), policy, opts) for ref in refs]
+    try:
+        results = []
+        for future in futures:
+            while True:
+                try:  # a timeout keeps the main thread responsive to signals
+                    result = future.result(timeout=0.2)
+                    break
+                except cf.TimeoutError:
+                    continue
+            if result is not None:
+                results.append(result)
+        return results
+    except BaseException:
+        active.stop_all()
+        raise
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
