@@ -12,6 +12,8 @@ from smtpgate.collect.observe import Snapshot
 from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.findings import listening_findings
 from smtpgate.model import Judged, Listener, Process, Protocol, ScanResult, SmtpProbe, TargetInfo
+from smtpgate.static import merge
+from smtpgate.staticgate import StaticEvidence
 from smtpgate.targets.interface import Target
 
 # PID 1 names that mean "this container boots an init system": what is
@@ -31,6 +33,7 @@ class ScanOptions:
     greeting_timeout: float = 8.0  # patience for a delayed greeting
     boots_init: bool | None = None  # None: decide from PID 1
     today: dt.date | None = None
+    static_evidence: bool = True  # read the image's filesystem beside the run (smtpgate.staticgate)
 
 
 @dataclass
@@ -47,8 +50,9 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     Settled when: the listener set has not changed for ``settle_window`` (or
     ``settle_quiet`` while nothing listens), the processes used under a quarter
     of a core meanwhile (start-up work is over) unless ``busy_after`` has
-    passed, every EXPOSEd port listens, and a HEALTHCHECK is no longer
-    'starting'; or ``settle_timeout`` passed.
+    passed, and a HEALTHCHECK is no longer 'starting'; or ``settle_timeout``
+    passed. EXPOSEd ports that do not listen are noted, not waited for: images
+    often inherit EXPOSE lines from their base image.
     """
     start = time.monotonic()
     last_keys: tuple | None = None
@@ -72,13 +76,16 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         if stable and cpu_busy and waited < opts.busy_after:
             cpu_mark = (now, snap.cpu_seconds)  # measure the next window afresh
             stable = False
-        listening_ports = {li.port for li in snap.listeners}
-        missing = [p for p in exposed if p not in listening_ports] if waited < opts.busy_after else []
         starting = state.health == "starting"
-        if stable and not missing and not starting:
-            return _Settled(snap, notes=[f"settled after {waited:.1f} s"])
+        if stable and not starting:
+            listening_ports = {li.port for li in snap.listeners}
+            missing = [str(p) for p in exposed if p not in listening_ports]
+            notes = [f"settled after {waited:.1f} s"]
+            if missing:
+                notes.append(f"EXPOSEd port(s) {', '.join(missing)} not listening when settled")
+            return _Settled(snap, notes=notes)
         if waited >= opts.settle_timeout:
-            return _timed_out(snap, opts, stable, missing, starting)
+            return _timed_out(snap, opts, stable, starting)
         time.sleep(opts.poll)
 
 
@@ -88,13 +95,11 @@ def _exited(snap: Snapshot, state: Any, waited: float) -> _Settled:
     return _Settled(snap, errors=[msg], exited=True)
 
 
-def _timed_out(snap: Snapshot, opts: ScanOptions, stable: bool, missing: list, starting: bool) -> _Settled:
+def _timed_out(snap: Snapshot, opts: ScanOptions, stable: bool, starting: bool) -> _Settled:
     out = _Settled(snap)
     limit = f"--settle-timeout {opts.settle_timeout:g} s"
     if not stable:
         out.errors.append(f"listening sockets were still changing after {limit}; inspected as they were")
-    if missing:
-        out.notes.append(f"EXPOSEd port(s) {', '.join(map(str, missing))} never listened within {limit}")
     if starting:
         out.notes.append(f"the HEALTHCHECK still said 'starting' after {limit}")
     return out
@@ -120,6 +125,7 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     from smtpgate.policy import evaluate
 
     timings: dict[str, float] = {}
+    static = StaticEvidence(target) if opts.static_evidence else None  # a thread, beside settling
     t0 = time.monotonic()
     settled = settle(target, opts, _exposed(target))
     timings["settle"] = time.monotonic() - t0
@@ -134,6 +140,14 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
     findings = listening_findings(snap.listeners, probes)
+    if static is not None:
+        facts, static_notes = static.result()
+        findings = merge(findings, facts)
+        notes.extend(static_notes)
+        timings["static"] = static.seconds
+    complete = getattr(target, "complete_findings", None)  # VMs/hosts: enabled units, installed packages
+    if complete is not None:
+        findings = complete(findings)
     judged: list[Judged] = [evaluate(policy, f, boots_init=init, today=opts.today) for f in findings]
     _unjudged_errors(snap.listeners, probes, findings, errors)
     info: TargetInfo = replace(target.info, pid1=pid1, boots_init=init)
@@ -159,6 +173,9 @@ def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> l
         return []
     if exited:
         return _not_probed(snap.listeners, "the container had exited")
+    probes = target.probe(snap.listeners, opts.greeting_timeout)
+    if probes is not None:
+        return probes
     dial = target.dialler()
     if dial is None:
         return _not_probed(snap.listeners, f"no way into the target's network ({target.method})")

@@ -144,6 +144,13 @@ class Finding:
     probes: tuple[SmtpProbe, ...] = ()
     evidence: tuple[Evidence, ...] = ()
     protocol: Protocol = Protocol.SMTP
+    # Where its configuration says it listens (static analysis; None when unknown).
+    configured_scope: BindScope | None = None
+
+    @property
+    def starts_with_image(self) -> bool:
+        """The image's own command starts it (evidence kind "command"): it starts wherever the image runs."""
+        return any(e.kind == "command" for e in self.evidence)
 
     @property
     def ports(self) -> tuple[int, ...]:

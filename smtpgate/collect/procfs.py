@@ -108,7 +108,7 @@ class RawProcess:
     uid: int | None
     ppid: int | None
     socket_inodes: tuple[int, ...] | None  # None: fds not readable
-    cpu_ticks: int = 0  # utime + stime, in clock ticks
+    cpu_ticks: int = 0  # utime + stime (+ reaped children's), in clock ticks
 
 
 _SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
@@ -181,11 +181,13 @@ def read_process(proc_root: str, host_pid: int) -> RawProcess | None:
 
 
 def _cpu_ticks(stat: bytes | None) -> int:
-    """utime + stime from /proc/<pid>/stat (fields 14 and 15, after the comm)."""
+    """utime + stime + cutime + cstime from /proc/<pid>/stat (fields 14-17):
+    the children's share keeps the CPU of exited start-up scripts counted once
+    their parent (often PID 1) has reaped them."""
     fields = (stat or b"").rpartition(b")")[2].split()
     try:
-        return int(fields[11]) + int(fields[12])
-    except (IndexError, ValueError):
+        return sum(int(f) for f in fields[11:15])
+    except ValueError:
         return 0
 
 

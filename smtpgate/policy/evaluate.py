@@ -101,6 +101,16 @@ def default_for(
     if finding.state is State.ENABLED:
         if defaults.enabled is not None:
             return "enabled", defaults.enabled, ""
+        if finding.configured_scope is BindScope.LOOPBACK and (boots_init or finding.starts_with_image):
+            return "loopback", defaults.loopback, (
+                "it would start, and its configuration binds it to loopback only, so it is judged as a "
+                "loopback listener"
+            )
+        if not boots_init and finding.starts_with_image:
+            return "enabled", Outcome.FAIL, (
+                "the image's own command starts it (it was not seen listening), "
+                "so it starts wherever the image runs"
+            )
         return "enabled", *auto_enabled(boots_init)
     return "installed", defaults.installed, ""
 

@@ -19,12 +19,16 @@ from smtpgate.errors import ReportError
 from smtpgate.model import ScanResult
 from smtpgate.report.interface import Report, ReportMeta, run_exit_code
 
-__all__ = ["FORMATS", "Report", "ReportMeta", "get_report", "run_exit_code", "write_report"]
+__all__ = ["FORMATS", "Report", "ReportMeta", "append_report", "get_report", "run_exit_code", "write_report"]
 
 FORMATS: dict[str, str] = {
     "junit": "smtpgate.report.junit:JunitReport",
     "json": "smtpgate.report.jsonreport:JsonReport",
     "text": "smtpgate.report.text:TextReport",
+    "sarif": "smtpgate.report.sarif:SarifReport",
+    "codequality": "smtpgate.report.codequality:CodeQualityReport",
+    "github": "smtpgate.report.github:GithubReport",
+    "markdown": "smtpgate.report.markdown:MarkdownReport",
 }
 
 STDOUT = "-"
@@ -54,6 +58,18 @@ def write_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
         _write_stdout(text)
     else:
         _write_atomic(Path(path), text.encode("utf-8"))
+
+
+def append_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
+                  path: str | os.PathLike[str]) -> None:
+    """Render format `name` and append it to `path` (a file others write too,
+    like GitHub's $GITHUB_STEP_SUMMARY); ReportError on any OS failure."""
+    text = get_report(name).render(results, meta)
+    try:
+        with open(path, "a", encoding="utf-8", errors="surrogateescape") as out:
+            out.write(text)
+    except OSError as exc:
+        raise ReportError(f"cannot append report to {os.fspath(path)}: {exc.strerror or exc}") from exc
 
 
 def _write_stdout(text: str) -> None:

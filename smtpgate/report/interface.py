@@ -34,6 +34,7 @@ class ReportMeta:
     errors: tuple[str, ...] = ()
     exit_code: int | None = None
     color: bool = False  # ANSI colour in the text summary; off unless asked
+    anchor: str | None = None  # repository file CI findings point at (--sarif-anchor), e.g. Dockerfile
 
 
 def run_exit_code(results: Sequence[ScanResult], meta: ReportMeta) -> int:

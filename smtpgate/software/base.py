@@ -51,6 +51,19 @@ class Mta:
     listen_setting: str = ""
     fix: tuple[str, ...] = ()
     verify: tuple[str, ...] = ()
+    # Static analysis (smtpgate.static): service names (systemd units without suffix, init.d
+    # scripts, OpenRC/runit/s6 service directories), daemon executables whose presence means
+    # installed, and command lines that start the listening daemon (empty: `processes`).
+    units: tuple[str, ...] = ()
+    binaries: tuple[str, ...] = ()
+    starts: tuple[re.Pattern[str], ...] = ()
+    # True where the daemon serves SMTP only when its configuration says so (Dovecot's
+    # submission, nginx's mail proxy): installed/enabled alone is no SMTP finding.
+    needs_smtp_config: bool = False
+
+    def starts_daemon(self, command: str) -> bool:
+        """Does this command line (as written in an entrypoint, unit or script) start the daemon?"""
+        return first_match(self.starts or self.processes, (command[:TEXT_LIMIT],)) is not None
 
     def greeting_match(self, text: str) -> re.Match[str] | None:
         return first_match(self.banners, (text,))

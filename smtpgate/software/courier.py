@@ -12,6 +12,9 @@ COURIER = Mta(
         r"^(?:\S*/)?courieresmtpd(?:\s|$)",
     ),
     packages=("courier-mta", "courier"),
+    units=("courier-mta", "courier-mta-ssl", "courier-msa"),
+    binaries=("/usr/lib/courier/courier/courieresmtpd", "/usr/lib/courier/courieresmtpd"),
+    starts=patterns(r"(?:^|[\s/])esmtpd(?:-msa|-ssl)?\s+start\b", r"(?:^|[\s/])couriertcpd\s.*courieresmtpd"),
     listen_setting=(
         "`ADDRESS=` and `PORT=` in /etc/courier/esmtpd (25) and /etc/courier/esmtpd-msa (587), "
         "`SSLADDRESS=` and `SSLPORT=` in /etc/courier/esmtpd-ssl (465); `0` means all interfaces"

@@ -12,6 +12,10 @@ DOVECOT = Mta(
         r"^(?:\S*/)?dovecot(?:\s|$)",  # the master holds every listening socket
     ),
     packages=("dovecot-submissiond", "dovecot-core", "dovecot"),
+    units=("dovecot",),
+    binaries=("/usr/lib/dovecot/submission", "/usr/libexec/dovecot/submission"),
+    starts=patterns(r"(?:^|[\s/])dovecot(?:\s|$)"),
+    needs_smtp_config=True,
     listen_setting=(
         "`protocols` (Debian: the dovecot-submissiond package adds `submission` by being "
         "installed) and `service submission-login { inet_listener submission { address, port } }` "

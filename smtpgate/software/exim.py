@@ -10,6 +10,9 @@ EXIM = Mta(
     ehlo=patterns(r"^(?:X_)?PIPE_?CONNECT\b"),  # an Exim extension (4.93+), off elsewhere
     processes=patterns(r"^(?:\S*/)?exim4?(?:\s|$)"),
     packages=("exim4-daemon-light", "exim4-daemon-heavy", "exim4-base", "exim"),
+    units=("exim4", "exim"),
+    binaries=("/usr/sbin/exim4", "/usr/sbin/exim", "/usr/bin/exim", "/usr/exim/bin/exim"),
+    starts=patterns(r"(?:^|[\s/])exim4?\s(?:.*\s)?-bd\w*(?:\s|$)"),  # -bd / -bdf: the listening daemon
     listen_setting=(
         "Debian: `dc_local_interfaces` in /etc/exim4/update-exim4.conf.conf (empty means all "
         "interfaces); elsewhere `local_interfaces` and `daemon_smtp_ports` in the Exim "

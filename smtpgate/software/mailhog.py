@@ -7,6 +7,7 @@ MAILHOG = Mta(
     name="MailHog",
     banners=patterns(r"\bESMTP MailHog\b"),
     processes=patterns(r"^(?:\S*/)?mailhog(?:\s|$)"),
+    binaries=("/usr/local/bin/MailHog", "/usr/bin/MailHog", "/usr/local/bin/mailhog"),
     listen_setting="`-smtp-bind-addr` / `MH_SMTP_BIND_ADDR` (default `0.0.0.0:1025`)",
     fix=(
         "Bind to loopback: run `MailHog -smtp-bind-addr 127.0.0.1:1025`, or set "

@@ -7,6 +7,7 @@ MAILPIT = Mta(
     name="Mailpit",
     banners=patterns(r"\bMailpit ESMTP Service ready\b"),
     processes=patterns(r"^(?:\S*/)?mailpit(?:\s|$)"),
+    binaries=("/usr/local/bin/mailpit", "/usr/bin/mailpit", "/mailpit"),
     listen_setting="`--smtp` / `MP_SMTP_BIND_ADDR` (default `[::]:1025`)",
     fix=(
         "Bind to loopback: run `mailpit --smtp 127.0.0.1:1025`, or set "

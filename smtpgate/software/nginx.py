@@ -8,6 +8,10 @@ NGINX = Mta(
     banners=(),
     processes=patterns(r"^nginx: (?:master|worker) process\b", r"^(?:\S*/)?nginx(?:\s|$)"),
     packages=("libnginx-mod-mail", "nginx-mod-mail"),
+    units=("nginx",),
+    binaries=("/usr/lib/nginx/modules/ngx_mail_module.so", "/usr/lib64/nginx/modules/ngx_mail_module.so"),
+    starts=patterns(r"(?:^|[\s/])nginx(?:\s|$)"),
+    needs_smtp_config=True,
     listen_setting=(
         "`listen` in each `server { protocol smtp; }` block of the `mail { }` context "
         "(/etc/nginx/nginx.conf or a file it includes)"

@@ -15,6 +15,9 @@ OPENSMTPD = Mta(
         rf"^(?!\S*/postfix/)(?:\S*/smtpd{_FLAGS}*|smtpd{_FLAGS}+)\s*$",
     ),
     packages=("opensmtpd",),
+    units=("opensmtpd", "smtpd"),
+    binaries=("/usr/sbin/smtpd", "/usr/local/sbin/smtpd"),
+    starts=patterns(r"^(?!\S*/postfix/)(?:\S*/)?smtpd(?:\s|$)", r"(?:^|[\s/])smtpctl\s+start\b"),
     listen_setting="`listen on` lines in /etc/smtpd.conf (Alpine: /etc/smtpd/smtpd.conf)",
     fix=(
         "Bind to loopback: make every `listen on` line `listen on localhost` (or `listen on lo`) "

@@ -15,6 +15,13 @@ POSTFIX = Mta(
         r"^(?:\S*/)?postfix\s+start(?:-fg)?\b",
     ),
     packages=("postfix",),
+    units=("postfix",),
+    binaries=("/usr/lib/postfix/sbin/master", "/usr/libexec/postfix/master", "/usr/sbin/postfix"),
+    starts=patterns(
+        r"(?:^|[\s/])postfix\s+(?:-\S+\s+)*start(?:-fg)?(?:\s|$)",
+        r"(?:^|\s)\S*/postfix/(?:sbin/)?master(?:\s|$)",
+        r"(?:^|[\s/])postmulti\s.*-p\s+start(?:-fg)?\b",
+    ),
     listen_setting=(
         "`inet_interfaces` in /etc/postfix/main.cf (the last occurrence wins); a `host:port` "
         "service name in /etc/postfix/master.cf overrides it for that service"

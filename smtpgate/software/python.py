@@ -8,6 +8,7 @@ AIOSMTPD = Mta(
     banners=patterns(r"\bPython SMTP (?P<version>\d+(?:\.\d+)+)"),  # ident "Python SMTP <version>"
     processes=patterns(r"\s-m\s*aiosmtpd(?:\s|$)", r"(?:^|\s)(?:\S*/)?aiosmtpd(?:\s|$)"),
     packages=("python3-aiosmtpd", "py3-aiosmtpd"),
+    binaries=("/usr/bin/aiosmtpd", "/usr/local/bin/aiosmtpd"),
     listen_setting=(
         "`-l/--listen HOST:PORT` of `python3 -m aiosmtpd` (default localhost:8025); in code, the "
         "`hostname` given to `aiosmtpd.controller.Controller`"

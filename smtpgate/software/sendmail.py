@@ -13,6 +13,10 @@ SENDMAIL = Mta(
         r"^(?:\S*/)?sendmail\s(?:.*\s)?-bd\b",
     ),
     packages=("sendmail-bin", "sendmail"),
+    units=("sendmail",),
+    # not /usr/sbin/sendmail: every MTA installs that compatibility name
+    binaries=("/usr/sbin/sendmail-mta", "/usr/lib/sm.bin/sendmail", "/usr/sbin/sendmail.sendmail"),
+    starts=patterns(r"(?:^|[\s/])(?:sendmail|sendmail-mta|sendmail\.sendmail)\s(?:.*\s)?-bd\b"),
     listen_setting=(
         "`DAEMON_OPTIONS` in /etc/mail/sendmail.mc, compiled into `O DaemonPortOptions` in "
         "/etc/mail/sendmail.cf (the .cf file is what runs)"

@@ -7,9 +7,11 @@ leaks past this module: engine errors become TargetError.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
+import socket
 from dataclasses import replace
 from typing import Any
 
@@ -17,8 +19,9 @@ from smtpgate.collect import observe
 from smtpgate.collect.netns import NetnsDialler
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.smtp import Dialler
-from smtpgate.errors import TargetError
-from smtpgate.model import TargetInfo
+from smtpgate.errors import CollectError, TargetError
+from smtpgate.model import Listener, Protocol, SmtpProbe, TargetInfo
+from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState, Target
 
 LABEL = "smtpgate"
@@ -64,9 +67,22 @@ class _SignalsHeld:
         signal.pthread_sigmask(signal.SIG_SETMASK, self.old)
 
 
+NETWORK_MODES = ("none", "internal")
+
+
 class DockerImageTarget(Target):
-    """Start an image exactly as deployed (its entrypoint, command, env, user)
-    on a fresh ``internal`` network, with resource limits."""
+    """Start an image exactly as deployed (its entrypoint, command, env, user),
+    isolated, with resource limits.
+
+    Network ``none`` (the default): only a loopback interface, so the image
+    reaches nothing at all, not even this host, and DNS fails at once. Network
+    ``internal``: a fresh internal bridge network for images that need a
+    non-loopback interface; measured on docker 20.10, a container there can
+    still connect to services of the host itself through the bridge gateway
+    address, and the engine's embedded DNS makes every lookup hang for 10 s
+    (and forwards queries upstream on engines before 26.0 when the host
+    resolver is on loopback: CVE-2024-29018). Probing never needs a route
+    either way: it runs inside the container's network namespace."""
 
     def __init__(
         self,
@@ -76,10 +92,14 @@ class DockerImageTarget(Target):
         pull: str = "missing",
         memory: str = "1g",
         pids: int = 1024,
-        internal: bool = True,
+        network: str = "none",
+        method: str = "auto",
+        helper_image: str | None = None,
     ):
+        if network not in NETWORK_MODES:
+            raise TargetError(f"network {network!r}: choose one of {', '.join(NETWORK_MODES)}")
         self.ref, self._client, self.pull = ref, client, pull
-        self.memory, self.pids, self.internal = memory, pids, internal
+        self.memory, self.pids, self.network_mode = memory, pids, network
         self.scan_id = f"smtpgate-{secrets.token_hex(6)}"
         self.info = TargetInfo(kind="image", ref=ref)
         self.notes: list[str] = []
@@ -90,6 +110,8 @@ class DockerImageTarget(Target):
         self._healthcheck = False
         self.exposed_tcp_ports: tuple[int, ...] = ()
         self.method = ""
+        self.want_method, self.helper_image = method, helper_image
+        self.helper: HelperAgent | None = None
 
     # -- life cycle ---------------------------------------------------------
     def start(self) -> None:
@@ -97,16 +119,18 @@ class DockerImageTarget(Target):
 
         self._client = self._client or engine()
         image = self._image()
-        labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], f"{LABEL}.owner-pid": str(os.getpid())}
+        labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], **owner_labels()}
         try:
-            self.network = self._client.networks.create(
-                self.scan_id, driver="bridge", internal=self.internal, labels=labels, check_duplicate=True
-            )
+            if self.network_mode == "internal":
+                self.network = self._client.networks.create(
+                    self.scan_id, driver="bridge", internal=True, labels=labels, check_duplicate=True
+                )
             self.container = self._client.containers.create(
                 image.id,
                 name=self.scan_id,
                 labels=labels,
-                network=self.scan_id,
+                network_mode="none" if self.network_mode == "none" else None,
+                network=self.scan_id if self.network_mode == "internal" else None,
                 detach=True,
                 mem_limit=self.memory,
                 pids_limit=self.pids,
@@ -125,6 +149,12 @@ class DockerImageTarget(Target):
                 self._dialler.close()
                 self._dialler = None
             problems = []
+            if self.helper is not None:
+                try:
+                    self.helper.remove()
+                except TargetError as exc:
+                    problems.append(str(exc))
+                self.helper = None
             for obj, kind in ((self.container, "container"), (self.network, "network")):
                 if obj is None:
                     continue
@@ -181,17 +211,40 @@ class DockerImageTarget(Target):
 
     # -- observation ----------------------------------------------------------
     def _choose_method(self) -> None:
-        if self.pid and self._proc_is_ours():
-            self.method = "host-proc"
-            if os.geteuid() == 0:
-                self.method = "host-proc+netns"
-            else:
-                self.notes.append("not root: listeners are probed only where a helper can reach them")
-        else:
-            self.method = "unavailable"
-            self.notes.append(
-                "the container's processes are not visible in this host's /proc (remote or rootless engine)"
-            )
+        """host: this host's /proc and setns (root, local engine); helper: a helper
+        container in the target's namespaces (--helper-image); auto: host when it
+        fully works, else the helper when an image is named, else what is left."""
+        visible = bool(self.pid) and self._proc_is_ours()
+        root = os.geteuid() == 0
+        if self.want_method == "host" and not visible:
+            raise TargetError("--method host: the container's processes are not visible in this host's /proc "
+                              "(remote or rootless engine); use --method helper --helper-image IMAGE")
+        if self.want_method == "helper" or (self.want_method == "auto" and not (visible and root)
+                                            and self.helper_image):
+            return self._start_helper(visible)
+        if visible:
+            self.method = "host-proc+netns" if root else "host-proc"
+            if not root:
+                self.notes.append("not root: listeners cannot be probed from this host (no setns); "
+                                  "name a helper image (--helper-image) to probe them")
+            return None
+        self.method = "unavailable"
+        self.notes.append("the container's processes are not visible in this host's /proc (remote or rootless "
+                          "engine): name an image with python3 for a helper container (--helper-image)")
+        return None
+
+    def _start_helper(self, visible: bool) -> None:
+        if not self.helper_image:
+            raise TargetError("--method helper needs an image with python3 for the helper container: "
+                              "--helper-image IMAGE (or SMTPGATE_HELPER_IMAGE)")
+        labels = dict(self.container.labels or {})
+        self.helper = HelperAgent(self._client, self.helper_image, pull=self.pull)
+        self.helper.start(self.container, f"{self.scan_id}-helper", labels)
+        self.method = "helper"
+        why = "asked for (--method helper)" if self.want_method == "helper" else (
+            "not root" if visible else "the container's processes are not visible in this host's /proc")
+        self.notes.append(f"collected and probed from a helper container ({self.helper_image}) sharing the "
+                          f"target's network and pid namespaces: {why}")
 
     def _proc_is_ours(self) -> bool:
         try:
@@ -199,10 +252,14 @@ class DockerImageTarget(Target):
                 text = fh.read()
         except OSError:
             return False
-        return self.container.id.encode() in text or (os.geteuid() == 0 and os.path.exists(f"/proc/{self.pid}/ns/net"))
+        if self.container.id.encode() in text:
+            return True
+        local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")  # a remote pid means nothing here
+        return local and os.geteuid() == 0 and os.path.exists(f"/proc/{self.pid}/ns/net")
 
     def state(self) -> RunState:
-        if self.pid and not self._healthcheck and os.path.exists(f"/proc/{self.pid}"):
+        host = self.method.startswith("host-proc")
+        if host and self.pid and not self._healthcheck and os.path.exists(f"/proc/{self.pid}"):
             return RunState(running=True)  # no engine round trip while PID 1 lives
         try:
             self.container.reload()
@@ -224,7 +281,21 @@ class DockerImageTarget(Target):
     def snapshot(self) -> Snapshot:
         if self.method.startswith("host-proc") and self.pid:
             return without_engine_dns(observe.read_snapshot("/proc", self.pid, marker=self.container.id))
+        if self.method == "helper" and self.helper is not None:
+            try:
+                return without_engine_dns(self.helper.snapshot())
+            except CollectError as exc:  # the target (and with it the helper) may just have exited
+                return Snapshot((), (), problems=(str(exc),), owners_readable=False)
         raise TargetError(f"no way to observe {self.ref}: {'; '.join(self.notes)}")
+
+    def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
+        """Through the helper's agent when there is one; else None (use dialler())."""
+        if self.method != "helper" or self.helper is None:
+            return None
+        try:
+            return self.helper.probe(listeners, patience)
+        except CollectError as exc:
+            return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=str(exc)) for li in listeners]
 
     def dialler(self) -> Dialler | None:
         if self.method != "host-proc+netns" or not self.pid:
@@ -252,19 +323,71 @@ def without_engine_dns(snap: Snapshot) -> Snapshot:
     return snap if len(keep) == len(snap.listeners) else replace(snap, listeners=keep)
 
 
-def cleanup(client: Any = None) -> list[str]:
-    """Remove every container and network labelled smtpgate; returns what was removed."""
-    from docker.errors import DockerException
+def owner_labels() -> dict[str, str]:
+    """Who created an object: lets ``smtpgate cleanup`` spare running scans."""
+    return {f"{LABEL}.owner-pid": str(os.getpid()), f"{LABEL}.owner-host": socket.gethostname()}
+
+
+def _owner_alive(labels: dict[str, str]) -> bool:
+    if labels.get(f"{LABEL}.owner-host") != socket.gethostname():
+        return False
+    try:
+        os.kill(int(labels.get(f"{LABEL}.owner-pid", "")), 0)
+    except PermissionError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def _age(created: str) -> float:
+    """Seconds since an engine timestamp like 2026-11-27T21:30:00.123456789Z."""
+    import datetime as dt
+
+    stamp = created.rstrip("Z").split(".")[0]
+    try:
+        then = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
+    except ValueError:
+        return float("inf")
+    return (dt.datetime.now(dt.timezone.utc) - then).total_seconds()
+
+
+def _leftover(labels: dict[str, str], created: str, older_than: float) -> bool:
+    """Left by a crashed run: its owner process is gone (same host), or, when
+    the owner ran elsewhere (a remote engine), it is older than ``older_than``."""
+    if _owner_alive(labels):
+        return False
+    if labels.get(f"{LABEL}.owner-host") in (None, socket.gethostname()):
+        return True
+    return _age(created) >= older_than
+
+
+def cleanup(client: Any = None, *, older_than: float = 3600.0, force: bool = False) -> tuple[list[str], list[str]]:
+    """Remove containers and networks labelled smtpgate that crashed runs left;
+    returns (removed, spared). Objects of scans still running are spared
+    unless ``force``."""
+    from docker.errors import DockerException, NotFound
 
     client = client or engine()
-    removed = []
+    removed: list[str] = []
+    spared: list[str] = []
     try:
         for container in client.containers.list(all=True, filters={"label": LABEL}):
-            container.remove(force=True)
-            removed.append(f"container {container.name}")
+            name = f"container {container.name}"
+            if force or _leftover(container.labels, container.attrs.get("Created", ""), older_than):
+                with contextlib.suppress(NotFound):
+                    container.remove(force=True)
+                removed.append(name)
+            else:
+                spared.append(name)
         for network in client.networks.list(filters={"label": LABEL}):
-            network.remove()
-            removed.append(f"network {network.name}")
+            name = f"network {network.name}"
+            if force or _leftover(network.attrs.get("Labels") or {}, network.attrs.get("Created", ""), older_than):
+                with contextlib.suppress(NotFound):
+                    network.remove()
+                removed.append(name)
+            else:
+                spared.append(name)
     except DockerException as exc:
         raise _wrap("cleanup failed", exc) from exc
-    return removed
+    return removed, spared

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.smtp import Dialler
-from smtpgate.model import TargetInfo
+from smtpgate.model import Listener, SmtpProbe, TargetInfo
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,11 @@ class Target(abc.ABC):
     @abc.abstractmethod
     def dialler(self) -> Dialler | None:
         """A dialler that reaches every listener (loopback included), or None."""
+
+    def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
+        """Probe every listener from inside the target (an agent there), or None:
+        then the gate probes through dialler()."""
+        return None
 
     def __enter__(self) -> Target:
         try:

@@ -31,20 +31,42 @@ def test_findings(scan_image, name):
     expected = EXPECTED[name].get("findings") or []
     found = _findings(run)
     got = sorted(
-        (f["software"]["id"], tuple(sorted(f["ports"])), f["scope"], f["decision"]["outcome"], f["protocol"])
+        (f["software"]["id"], tuple(sorted(f["ports"])), f["scope"], f["decision"]["outcome"], f["protocol"],
+         f["state"])
         for f in found
     )
     want = sorted(
-        (e["software"], tuple(sorted(e["ports"])), e["scope"], e["outcome"], e.get("protocol", "smtp"))
+        (e["software"], tuple(sorted(e["ports"])), e["scope"], e["outcome"], e.get("protocol", "smtp"),
+         e.get("state", "listening"))
         for e in expected
     )
     assert got == want
     for e in expected:
         finding = next(f for f in found if f["software"]["id"] == e["software"])
-        probes = [li["probe"] for li in _listeners(run) if li["port"] in e["ports"] and li["probe"]]
-        assert probes and all(p["tls"] == e.get("tls", False) for p in probes)
+        if e.get("state", "listening") == "listening":
+            probes = [li["probe"] for li in _listeners(run) if li["port"] in e["ports"] and li["probe"]]
+            assert probes and all(p["tls"] == e.get("tls", False) for p in probes)
         if e["outcome"] == "fail":
             assert finding["fix"], "a violation must come with the fix"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_static_exit_code(scan_image, name):
+    """--static: judged from the image alone, no container started, same software as a normal scan."""
+    run = scan_image(EXPECTED[name]["image"], "--static")
+    assert run.code == EXPECTED[name]["static_exit"], run.report
+    (target,) = run.report["targets"]
+    assert target["method"] == "static" and not target["listeners"]
+    assert {f["state"] for f in target["findings"]} <= {"enabled", "installed"}
+    known = {e["software"] for e in EXPECTED[name].get("findings") or []}
+    assert {f["software"]["id"] for f in target["findings"]} <= known
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "boots_init_exit" in EXPECTED[n]])
+def test_boots_init_exit_code(scan_image, name):
+    for extra in (("--boots-init",), ("--boots-init", "--static")):
+        run = scan_image(EXPECTED[name]["image"], *extra)
+        assert run.code == EXPECTED[name]["boots_init_exit"], (extra, run.report)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -57,11 +57,11 @@ def test_every_format_renders_every_sample(name):
 
 
 def test_the_three_formats_are_registered():
-    assert {"junit", "json", "text"} <= set(FORMATS)
+    assert {"junit", "json", "text", "sarif", "codequality", "github", "markdown"} <= set(FORMATS)
 
 
 def test_unknown_format_names_the_known_ones():
-    with pytest.raises(ReportError, match=r"'sarif2'.*json, junit, text"):
+    with pytest.raises(ReportError, match=r"'sarif2'.*codequality, github, json, junit, markdown, sarif, text"):
         get_report("sarif2")
 
 

@@ -1,0 +1,118 @@
+"""The in-target agent: collect and probe from inside the target's namespaces,
+answer with JSON on stdout. Pure stdlib, like procfs and smtp, because it runs
+in a helper container (any image with python3 >= 3.9), shipped as source with
+``python3 -c`` (see ``bootstrap``), with nothing of smtpgate installed there.
+
+Commands (argv after the marker ``smtpgate-agent``):
+
+- ``snapshot``: the LISTEN sockets of this network namespace and every process
+  of this pid namespace except the agent's own (marked by ``MARKER`` in their
+  command line): ``{"sockets": [...], "processes": [...], "problems": [...]}``
+- ``probe JSON``: JSON ``{"patience": s, "ports": [[address, port, host], ...]}``;
+  probes every port concurrently from this network namespace, connecting to
+  ``host``; a dual-stack ``::`` listener unreachable on ``::1`` is retried on
+  127.0.0.1. Answers ``{"probes": [{"address", "port", "host", "verdict": {...},
+  "seconds"}]}``.
+- ``sleep``: keep the helper container alive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import os
+import socket
+import sys
+import time
+
+from smtpgate.collect import procfs, smtp
+
+MARKER = "smtpgate-agent"
+CONNECT_TIMEOUT = 3.0
+
+
+def snapshot(proc_root: str = "/proc") -> dict:
+    sockets, problems = procfs.read_listening(f"{proc_root}/self")
+    processes = []
+    for pid in procfs._pids(proc_root):
+        if pid == os.getpid():
+            continue
+        raw = procfs.read_process(proc_root, pid)
+        if raw is not None and MARKER not in raw.cmdline:
+            processes.append(dataclasses.asdict(raw))
+    return {"sockets": [dataclasses.asdict(s) for s in sockets], "processes": processes, "problems": problems}
+
+
+async def _dial(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), CONNECT_TIMEOUT)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def _probe_one(address: str, port: int, host: str, patience: float) -> dict:
+    started = time.monotonic()
+    verdict = await smtp.probe_port(_dial, host, port, patience=patience)
+    if verdict.protocol == "unreachable" and address == "::" and host == "::1":
+        host = "127.0.0.1"  # IPv6 switched off inside: a dual-stack socket still takes IPv4
+        verdict = await smtp.probe_port(_dial, host, port, patience=patience)
+    return {"address": address, "port": port, "host": host, "verdict": dataclasses.asdict(verdict),
+            "seconds": round(time.monotonic() - started, 3)}
+
+
+async def _probe_all(ports: list, patience: float) -> list:
+    return list(await asyncio.gather(*(_probe_one(a, int(p), h, patience) for a, p, h in ports)))
+
+
+def probe(request: dict) -> dict:
+    return {"probes": asyncio.run(_probe_all(request["ports"], float(request.get("patience", 8.0))))}
+
+
+def main(argv: list[str]) -> int:
+    args = [a for a in argv if a != MARKER]
+    if args[:1] == ["sleep"]:
+        while True:
+            time.sleep(3600)
+    if args[:1] == ["snapshot"]:
+        answer = snapshot()
+    elif args[:1] == ["probe"] and len(args) == 2:
+        answer = probe(json.loads(args[1]))
+    else:
+        print(f"usage: {MARKER} snapshot | probe JSON | sleep", file=sys.stderr)
+        return 2
+    sys.stdout.write(json.dumps(answer, ensure_ascii=True, allow_nan=False, default=str))
+    sys.stdout.flush()
+    return 0
+
+
+def bootstrap() -> str:
+    """Python source that runs this agent anywhere with python3 and no smtpgate:
+    the three modules' sources as string literals, loaded as modules under their
+    own names, then ``main(sys.argv[1:])``. Use as ``python3 -c SOURCE smtpgate-agent CMD``."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    sources = {}
+    for name in ("procfs", "smtp", "agent"):
+        with open(os.path.join(here, f"{name}.py"), encoding="utf-8") as fh:
+            sources[f"smtpgate.collect.{name}"] = fh.read()
+    return (
+        "import sys, types\n"
+        f"SOURCES = {sources!r}\n"
+        "for pkg in ('smtpgate', 'smtpgate.collect'):\n"
+        "    sys.modules[pkg] = types.ModuleType(pkg); sys.modules[pkg].__path__ = []\n"
+        "sys.modules['smtpgate'].collect = sys.modules['smtpgate.collect']\n"
+        "for name, src in SOURCES.items():\n"
+        "    mod = types.ModuleType(name); sys.modules[name] = mod\n"
+        "    exec(compile(src, '<' + name + '>', 'exec'), mod.__dict__)\n"
+        "    setattr(sys.modules['smtpgate.collect'], name.rsplit('.', 1)[1], mod)\n"
+        "sys.exit(sys.modules['smtpgate.collect.agent'].main(sys.argv[1:]))\n"
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

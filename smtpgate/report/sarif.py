@@ -1,0 +1,142 @@
+"""SARIF 2.1.0 (`--sarif FILE`) for GitHub code scanning and other SARIF viewers.
+
+One run, tool `smtpgate` with the rules of `smtpgate.report.issues` (id, name,
+short and full description, help = the fix, default level). One result per
+issue: ruleId/ruleIndex, level, a message, `partialFingerprints` (stable across
+runs: rule, image name without tag, finding key), a physical location on a
+repository file when there is one (`--sarif-anchor Dockerfile`: GitHub needs a
+location to show a result), image paths as related locations under the uriBaseId
+`IMAGEROOT`, and the image and finding in the property bag. The invocation says
+whether the run could decide (executionSuccessful) and why not.
+
+Validated against the OASIS 2.1.0 schema in tests/unit/test_report_sarif.py.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from smtpgate import software
+from smtpgate.model import ScanResult
+from smtpgate.report import common, issues
+from smtpgate.report.interface import Report, ReportMeta, run_exit_code
+from smtpgate.report.jsonreport import _encodable
+from smtpgate.report.sanitize import bound, bounded, unpaired
+
+SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
+FINGERPRINT = "smtpgate/v1"
+
+
+class SarifReport(Report):
+    """A SARIF 2.1.0 log with one run."""
+
+    name = "sarif"
+    media_type = "application/sarif+json"
+
+    def render(self, results: Sequence[ScanResult], meta: ReportMeta) -> str:
+        return json.dumps(document(results, meta), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
+    code = run_exit_code(results, meta)
+    meta = bounded(meta)
+    found = issues.issues([bounded(r) for r in results], meta)
+    run = {
+        "tool": {"driver": _driver(meta)},
+        "invocations": [_invocation(meta, code, found)],
+        "originalUriBaseIds": {"IMAGEROOT": {"uri": "file:///",
+                                             "description": {"text": "The root of the image's filesystem"}}},
+        "results": [_result(issue) for issue in found],
+        "properties": {"exitCode": code, "policy": meta.policy_source,
+                       "targets": [{"ref": r.target.ref, "imageId": r.target.image_id, "verdict": r.verdict,
+                                    "method": r.method} for r in results]},
+    }
+    return _encodable({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]})  # type: ignore[no-any-return]
+
+
+def _driver(meta: ReportMeta) -> dict[str, Any]:
+    return {"name": "smtpgate", "semanticVersion": meta.tool_version, "version": meta.tool_version,
+            "rules": [_rule(rule) for rule in issues.RULES]}
+
+
+def _rule(rule: issues.Rule) -> dict[str, Any]:
+    help_text = _rule_help(rule)
+    return {"id": rule.id, "name": rule.slug, "shortDescription": {"text": rule.short},
+            "fullDescription": {"text": rule.full},
+            "help": {"text": help_text, "markdown": help_text},
+            "defaultConfiguration": {"level": "warning" if rule.id == "SMTPGATE003" else "error"},
+            "properties": {"tags": ["security", "smtp", "cis"], "precision": "high",
+                           "security-severity": "7.5" if rule.id == "SMTPGATE001" else "5.0"}}
+
+
+def _rule_help(rule: issues.Rule) -> str:
+    """The rule's help: what to do, and for every known MTA the setting that
+    decides where it listens (each result's message carries the exact steps)."""
+    if rule is issues.ERROR_RULE:
+        return ("Read the error in the result: start the Docker engine, build or pull the image, run smtpgate "
+                "as root (or give it a helper image with --helper-image), then re-run.")
+    lines = [rule.full, "", "How to fix: stop and disable the service, or bind it to loopback (127.0.0.1 / ::1); "
+             "or approve it in the smtpgate policy with a reason, an owner and an expiry date.", "",
+             "Where each MTA decides where it listens:"]
+    lines += [f"- {mta.name}: {mta.listen_setting}" for mta in software.all_mtas() if mta.listen_setting]
+    return "\n".join(lines)
+
+
+def _invocation(meta: ReportMeta, code: int, found: list[issues.Issue]) -> dict[str, Any]:
+    errors = [i.message for i in found if i.rule is issues.ERROR_RULE]
+    out: dict[str, Any] = {"executionSuccessful": code != 2, "exitCode": code,
+                           "exitCodeDescription": {0: "pass", 1: "unapproved SMTP found", 2: "could not decide"}[code]}
+    if meta.command_line:
+        out["commandLine"] = " ".join(meta.command_line)
+    if meta.started_at:
+        out["startTimeUtc"] = meta.started_at.isoformat().replace("+00:00", "Z")
+    if errors:
+        out["toolExecutionNotifications"] = [{"level": "error", "message": {"text": bound(e)}} for e in errors]
+    return out
+
+
+def _result(issue: issues.Issue) -> dict[str, Any]:
+    rule_index = issues.RULES.index(issue.rule)
+    text = issue.message
+    fix = issue.fix
+    if fix is not None:
+        text += "\n" + "\n".join(common.remedy_lines(fix))
+    out: dict[str, Any] = {
+        "ruleId": issue.rule.id, "ruleIndex": rule_index, "level": issue.level,
+        "message": {"text": bound(text, 16384)},
+        "partialFingerprints": {FINGERPRINT: issue.fingerprint},
+        "properties": {"image": issue.target.target.ref, "imageId": issue.target.target.image_id,
+                       "verdict": issue.target.verdict},
+    }
+    if issue.place is not None:
+        out["locations"] = [_location(issue.place, issue.title)]
+    if issue.judged is not None:
+        f = issue.judged.finding
+        out["properties"].update({"finding": f.key, "software": f.software.id, "state": f.state.value,
+                                  "ports": list(f.ports), "scope": common.finding_scope(f)})
+        related = [p for p in _image_places(f) if p != issue.place]
+        if related:
+            out["relatedLocations"] = [dict(_location(p, "in the image"), id=n) for n, p in enumerate(related)]
+    return out
+
+
+def _image_places(finding: Any) -> list[issues.Place]:
+    return [issues.Place(ev.path, max(ev.line or 1, 1), in_repo=False)
+            for ev in finding.evidence if ev.path and ev.path.startswith("/")]
+
+
+def _location(place: issues.Place, text: str) -> dict[str, Any]:
+    artifact: dict[str, Any] = {"uri": _uri(place.path)}
+    if not place.in_repo:
+        artifact = {"uri": _uri(place.path.lstrip("/")), "uriBaseId": "IMAGEROOT"}
+    return {"physicalLocation": {"artifactLocation": artifact, "region": {"startLine": place.line}},
+            "message": {"text": text}}
+
+
+def _uri(path: str) -> str:
+    """A relative URI reference for a path: percent-encode what a URI may not hold."""
+    from urllib.parse import quote
+
+    return quote(unpaired(path).encode("utf-8"), safe="/-._~!$&'()*+,;=:@")

@@ -1,0 +1,138 @@
+"""What static analysis found: frozen facts, each with the file and line it came from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from smtpgate.model import BindScope, Evidence
+
+
+@dataclass(frozen=True)
+class Package:
+    """An installed package that belongs to an MTA."""
+
+    software: str  # registry id
+    name: str
+    version: str
+    db: str  # dpkg, apk, rpm
+    path: str
+    line: int | None = None
+
+    def evidence(self) -> Evidence:
+        return Evidence("package", f"{self.db} package {self.name} {self.version} is installed", self.path, self.line)
+
+
+@dataclass(frozen=True)
+class Binary:
+    """A known daemon executable present in the filesystem."""
+
+    software: str
+    path: str
+
+    def evidence(self) -> Evidence:
+        return Evidence("package", f"daemon executable {self.path} is present", self.path)
+
+
+# How a service is set to start, and what must run for it to start.
+MECHANISMS = ("command", "systemd", "sysv", "openrc", "supervisord", "s6", "runit", "inetd")
+
+
+@dataclass(frozen=True)
+class Enablement:
+    """One reason a service would start."""
+
+    software: str
+    mechanism: str  # one of MECHANISMS
+    text: str
+    path: str | None = None
+    line: int | None = None
+    by_command: bool = False  # the image's own command starts it (directly or through what it launches)
+
+    def evidence(self) -> Evidence:
+        return Evidence("command" if self.by_command else "unit", self.text, self.path, self.line)
+
+
+@dataclass(frozen=True)
+class ConfiguredListen:
+    """Where an MTA's configuration says it listens."""
+
+    software: str
+    scope: BindScope
+    address: str  # "all", "loopback", or the address as written
+    port: str = ""  # as written ("smtp", "25", "" = the default)
+    text: str = ""
+    path: str | None = None
+    line: int | None = None
+    tls: bool = False
+
+    def evidence(self) -> Evidence:
+        return Evidence("config", self.text, self.path, self.line)
+
+
+@dataclass(frozen=True)
+class StaticFacts:
+    """Everything read from one root filesystem (and image config)."""
+
+    packages: tuple[Package, ...] = ()
+    binaries: tuple[Binary, ...] = ()
+    enabled: tuple[Enablement, ...] = ()
+    listens: tuple[ConfiguredListen, ...] = ()
+    boots_init: bool = False
+    init: str = ""  # what PID 1 would be, as far as the image command tells
+    launched: tuple[str, ...] = ()  # mechanisms the image command launches (supervisord, systemd, ...)
+    problems: tuple[str, ...] = ()  # unreadable or malformed inputs, limits hit
+    complete: bool = True  # False: a limit cut the filesystem index short
+    source: str = ""  # what was read ("image sha256:...", "/mnt/root", ...)
+
+    def software_ids(self) -> list[str]:
+        seen: dict[str, None] = {}
+        for ids in ([e.software for e in self.enabled], [p.software for p in self.packages],
+                    [b.software for b in self.binaries], [c.software for c in self.listens]):
+            for sid in ids:
+                seen.setdefault(sid, None)
+        return list(seen)
+
+    def of(self, software: str) -> SoftwareFacts:
+        return SoftwareFacts(
+            software,
+            tuple(p for p in self.packages if p.software == software),
+            tuple(b for b in self.binaries if b.software == software),
+            tuple(e for e in self.enabled if e.software == software),
+            tuple(c for c in self.listens if c.software == software),
+        )
+
+
+@dataclass(frozen=True)
+class SoftwareFacts:
+    """The facts about one MTA."""
+
+    software: str
+    packages: tuple[Package, ...]
+    binaries: tuple[Binary, ...]
+    enabled: tuple[Enablement, ...]
+    listens: tuple[ConfiguredListen, ...]
+
+    @property
+    def installed(self) -> bool:
+        return bool(self.packages or self.binaries)
+
+    @property
+    def by_command(self) -> bool:
+        return any(e.by_command for e in self.enabled)
+
+    @property
+    def configured_scope(self) -> BindScope | None:
+        """The widest configured scope (None when the config says nothing)."""
+        scopes = {c.scope for c in self.listens}
+        for scope in (BindScope.ALL, BindScope.SPECIFIC, BindScope.LOOPBACK):
+            if scope in scopes:
+                return scope
+        return None
+
+    def evidence(self) -> list[Evidence]:
+        out = [e.evidence() for e in self.enabled]
+        out += [c.evidence() for c in self.listens]
+        out += [p.evidence() for p in self.packages]
+        if not self.packages:
+            out += [b.evidence() for b in self.binaries[:1]]
+        return out

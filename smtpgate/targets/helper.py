@@ -1,0 +1,130 @@
+"""A helper container that observes a target container from inside its namespaces.
+
+For engines whose containers are not visible in this host's /proc (a remote
+engine such as GitLab's Docker-in-Docker service, a rootless engine) or when
+smtpgate is not root (no setns): the helper is started with
+``network_mode=container:<target>`` and ``pid_mode=container:<target>`` (and
+CAP_SYS_PTRACE, to read the socket links in other users' /proc/<pid>/fd), from
+an image the user names that has python3 (``--helper-image``). Each snapshot
+and the probe run are one ``docker exec`` of the stdlib agent
+(smtpgate.collect.agent, shipped as source with ``python3 -c``), which answers
+with JSON on stdout. Nothing is installed in the target, and nothing needs a
+route to it: a target with no shell and ``--network none`` works the same.
+
+The helper carries the scan's ``smtpgate`` label and is removed before the
+target, on every path (``smtpgate cleanup`` finds it after a crash). It shares
+the target's pid namespace, so the kernel also kills it when the target's PID 1
+exits.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from smtpgate.collect import observe, procfs
+from smtpgate.collect.agent import MARKER, bootstrap
+from smtpgate.collect.observe import Snapshot
+from smtpgate.errors import CollectError, TargetError
+from smtpgate.model import Listener, Protocol, SmtpProbe
+
+SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
+STDERR_SHOWN = 600
+
+
+class HelperAgent:
+    """One helper container beside one target container."""
+
+    def __init__(self, client: Any, image: str, *, pull: str = "missing"):
+        self.client, self.image_ref, self.pull = client, image, pull
+        self.container: Any = None
+        self._source = bootstrap()
+
+    def start(self, target: Any, name: str, labels: dict[str, str]) -> None:
+        from docker.errors import DockerException
+
+        image = self._image()
+        try:
+            self.container = self.client.containers.run(
+                image.id, entrypoint=["python3"], command=["-c", SLEEP, MARKER, "sleep"],
+                name=name, labels={**labels, "smtpgate.role": "helper"}, detach=True, user="0",
+                network_mode=f"container:{target.id}", pid_mode=f"container:{target.id}",
+                cap_add=["SYS_PTRACE"], mem_limit="256m", pids_limit=256, privileged=False,
+            )
+            self.container.reload()
+        except DockerException as exc:
+            raise TargetError(f"could not start the helper container from {self.image_ref!r}: "
+                              f"{getattr(exc, 'explanation', None) or exc}") from exc
+        if self.container.attrs["State"].get("Running") is not True:
+            logs = self.container.logs(tail=5).decode("utf-8", "replace").strip()
+            raise TargetError(f"the helper image {self.image_ref!r} cannot run python3 "
+                              f"(exit code {self.container.attrs['State'].get('ExitCode')}): {logs[-300:]!r}")
+
+    def _image(self) -> Any:
+        from docker.errors import DockerException, ImageNotFound
+
+        try:
+            return self.client.images.get(self.image_ref)
+        except ImageNotFound:
+            if self.pull == "never":
+                raise TargetError(f"helper image {self.image_ref!r} not found on the engine (and --pull never)") \
+                    from None
+        except DockerException as exc:
+            raise TargetError(f"could not look up helper image {self.image_ref!r}: {exc}") from exc
+        try:
+            return self.client.images.pull(self.image_ref)
+        except DockerException as exc:
+            raise TargetError(f"helper image {self.image_ref!r} is not on the engine and could not be pulled: "
+                              f"{getattr(exc, 'explanation', None) or exc}") from exc
+
+    def remove(self) -> None:
+        if self.container is not None:
+            try:
+                self.container.remove(force=True)
+            except Exception as exc:  # noqa: BLE001
+                if "No such" not in str(exc) and "404" not in str(exc):
+                    raise TargetError(f"could not remove helper container {self.container.name}: {exc}") from exc
+            finally:
+                self.container = None
+
+    def _run(self, *args: str) -> Any:
+        """One agent command; its JSON answer."""
+        from docker.errors import DockerException
+
+        if self.container is None:
+            raise CollectError("the helper container is gone")
+        try:
+            code, (out, err) = self.container.exec_run(["python3", "-c", self._source, MARKER, *args],
+                                                       user="0", demux=True)
+        except DockerException as exc:
+            raise CollectError(f"helper exec failed: {getattr(exc, 'explanation', None) or exc}") from exc
+        if code != 0:
+            tail = (err or b"").decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
+            raise CollectError(f"the helper agent failed (exit code {code}): {tail}")
+        try:
+            return json.loads(out or b"")
+        except ValueError as exc:
+            raise CollectError(f"the helper agent answered no JSON: {(out or b'')[:200]!r}") from exc
+
+    def snapshot(self) -> Snapshot:
+        answer = self._run("snapshot")
+        sockets = [procfs.RawSocket(**s) for s in answer["sockets"]]
+        processes = [procfs.RawProcess(**{**p, "cmdline": tuple(p["cmdline"]),
+                                          "socket_inodes": None if p["socket_inodes"] is None
+                                          else tuple(p["socket_inodes"])})
+                     for p in answer["processes"]]
+        return observe.build_snapshot(sockets, processes, answer["problems"])
+
+    def probe(self, listeners: Iterable[Listener], patience: float) -> list[SmtpProbe]:
+        ports = [[li.address, li.port, observe.dial_address(li)] for li in listeners]
+        answer = self._run("probe", json.dumps({"patience": patience, "ports": ports}))
+        return [_smtp_probe(p) for p in answer["probes"]]
+
+
+def _smtp_probe(raw: dict[str, Any]) -> SmtpProbe:
+    verdict = raw["verdict"]
+    return SmtpProbe(address=raw["address"], port=int(raw["port"]), protocol=Protocol(verdict["protocol"]),
+                     tls=bool(verdict["tls"]), greeting="\n".join(verdict["greeting"]),
+                     ehlo=tuple(verdict["ehlo"]), detail=verdict["detail"], connected_to=raw["host"],
+                     seconds=float(raw["seconds"]))

