@@ -113,7 +113,20 @@ def _service(judged: Judged, paint: _Painter) -> str:
              + (f", owner: {_safe(d.owner)}" if d.owner else "")]
     lines += [f"        {_safe(li.endpoint)}: {ld.outcome.value}: {_safe(ld.reason)}"
               for li, ld in common.distinct_per_listener(judged)]
+    lines += [f"        evidence: {_safe(_evidence_line(e))}" for e in f.evidence[:EVIDENCE_SHOWN]]
+    if len(f.evidence) > EVIDENCE_SHOWN:
+        lines.append(f"        evidence: ... {len(f.evidence) - EVIDENCE_SHOWN} more in the JSON/JUnit reports")
     return "\n".join(lines)
+
+
+EVIDENCE_SHOWN = 6
+
+
+def _evidence_line(evidence) -> str:
+    """One evidence line; its file:line is added unless the text names it already."""
+    place = f"{evidence.path}:{evidence.line}" if evidence.path and evidence.line else evidence.path or ""
+    where = f" ({place})" if place and place not in evidence.text else ""
+    return _clip(f"[{evidence.kind}] {evidence.text}{where}", 200)
 
 
 def _distinct_software(violations: Sequence[Judged]) -> list[Judged]:
