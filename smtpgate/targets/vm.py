@@ -114,6 +114,9 @@ def kvm_usable(timeout: float = 4.0) -> tuple[bool, str]:
         out = proc.stdout.read() if proc.stdout else b""
         ok = b"SeaBIOS" in out or b"Booting" in out
         _kvm_verdict = (True, "KVM works") if ok else (False, f"qemu under KVM printed nothing in {timeout:g} s")
+    except BaseException:  # interrupted: the probe must not outlive the scan
+        _kill_group(proc)
+        raise
     return _kvm_verdict
 
 
@@ -127,6 +130,11 @@ def _die_with_parent() -> None:
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     except Exception:  # noqa: BLE001,S110 - best effort; stop() kills it anyway
         pass
+
+
+def _unblocked_and_die_with_parent() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    _die_with_parent()
 
 
 def _kill_group(proc: subprocess.Popen | None, grace: float = 3.0) -> None:
@@ -334,10 +342,15 @@ class VmTarget(Target):
             pass
         env = dict(os.environ, TMPDIR=self.dir)  # the snapshot overlay lives (and dies) here
         self.qemu_log = os.path.join(self.dir, "qemu.log")
-        with open(self.qemu_log, "wb") as log:
-            self.qemu = subprocess.Popen(self.qemu_command(fmt, ssh_port), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                         preexec_fn=_die_with_parent)
+        # No SIGTERM/SIGINT between fork and remembering the child: stop() must know it to kill it.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+        try:
+            with open(self.qemu_log, "wb") as log:
+                self.qemu = subprocess.Popen(self.qemu_command(fmt, ssh_port), stdin=subprocess.DEVNULL, stdout=log,
+                                             stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                             preexec_fn=_unblocked_and_die_with_parent)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def _console_speaks(self, within: float) -> bool:
         deadline = time.monotonic() + within

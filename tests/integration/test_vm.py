@@ -280,9 +280,12 @@ def test_sigterm_mid_boot_cleans_up(vm_images, tmp_path):
     while time.monotonic() < deadline and not our_qemus():
         time.sleep(0.5)
     assert our_qemus(), "qemu never started"
-    time.sleep(5)  # mid-boot
+    time.sleep(10)  # mid-boot: past the KVM probe, the VM is booting
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 2
+    gone = time.monotonic() + 5  # the kernel may still be tearing a SIGKILLed qemu down
+    while our_qemus() and time.monotonic() < gone:
+        time.sleep(0.2)
     assert our_qemus() == []
     assert temp_leftovers() - before == set()
     assert "SIGTERM" in out.read_text()
