@@ -120,9 +120,12 @@ def _images(args: argparse.Namespace) -> list[str]:
     if args.jobs < 1:
         raise SmtpgateError(f"--jobs {args.jobs}: must be at least 1")
     try:
-        return shard(images, args.shard)
+        chosen = shard(images, args.shard)
     except ValueError as exc:
         raise SmtpgateError(str(exc)) from None
+    if images and not chosen:
+        raise SmtpgateError(f"--shard {args.shard} selects none of the {len(images)} image(s): use fewer shards")
+    return chosen
 
 
 def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
@@ -135,6 +138,7 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     results: list[ScanResult] = []
     run_errors: list[str] = []
     policy_source = args.policy or "default policy"
+    images: list[str] = []
     try:
         images = _images(args)
         policy = _policy(args.policy)
@@ -149,24 +153,26 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         else:
             results = run_many(images, lambda ref: _target(ref, args), policy, opts, jobs=args.jobs) if images else []
         _scan_vms(args, policy, opts, results)
-    except Exception as exc:  # noqa: BLE001 - reports are written on every path, then exit 2
-        if not isinstance(exc, SmtpgateError):
-            _internal_error(exc, args)
-        message = str(exc) if isinstance(exc, SmtpgateError) else f"internal error: {type(exc).__name__}: {exc}"
+    except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reports on every path, then exit 2
+        message = _run_error(exc, args)
         run_errors.append(message)
         done = {r.target.ref for r in results}
-        for ref in [i for i in args.images if i not in done][:1]:
-            results.append(ScanResult(target=TargetInfo(kind="image", ref=ref), errors=(message,)))
-    except KeyboardInterrupt:
-        message = "interrupted by SIGINT"
-        run_errors.append(message)
-        done = {r.target.ref for r in results}
-        for ref in [i for i in args.images if i not in done][:1]:
+        for ref in [i for i in (images or args.images) if i not in done]:
             results.append(ScanResult(target=TargetInfo(kind="image", ref=ref), errors=(message,)))
     code = EXIT_ERROR if run_errors else exit_code(results)
     meta = ReportMeta(started_at=started, command_line=tuple(argv), policy_source=policy_source,
                       errors=tuple(run_errors), exit_code=code)
     return _report(args, results, meta, run_exit_code(results, meta))
+
+
+def _run_error(exc: BaseException, args: argparse.Namespace) -> str:
+    """The one-line message of what stopped the run."""
+    if isinstance(exc, KeyboardInterrupt):
+        return str(exc) or "interrupted by SIGINT"
+    if isinstance(exc, SmtpgateError):
+        return str(exc)
+    _internal_error(exc, args)
+    return f"internal error: {type(exc).__name__}: {exc}"
 
 
 def _policy(path: str | None) -> Any:

@@ -21,5 +21,7 @@ class ReportError(SmtpgateError):
     """A report could not be written."""
 
 
-class Interrupted(SmtpgateError):
-    """SIGINT or SIGTERM arrived; everything started has been cleaned up."""
+class Interrupted(KeyboardInterrupt):
+    """SIGTERM arrived (CI cancellation). A KeyboardInterrupt, like Ctrl-C, so
+    no ``except Exception`` on the way can swallow it: it unwinds every scan
+    (each target stops on the way out) up to the CLI, which reports it."""

@@ -18,7 +18,10 @@ from smtpgate.targets.interface import Target
 
 # PID 1 names that mean "this container boots an init system": what is
 # enabled would start in production even if the test run did not start it.
-INIT_NAMES = {"systemd", "init", "openrc-init", "openrc", "s6-svscan", "runsvdir", "runit", "supervisord"}
+INIT_NAMES = {
+    "systemd", "init", "openrc-init", "openrc", "s6-svscan", "s6-linux-init", "runsvdir", "runit", "my_init",
+    "dinit", "supervisord", "circusd", "monit",
+}
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class ScanOptions:
     settle_window: float = 1.0  # listeners unchanged and CPU quiet this long
     settle_quiet: float = 2.0  # the same, while nothing listens yet
     settle_timeout: float = 30.0  # upper bound of the wait
-    busy_after: float = 10.0  # after this, a busy CPU no longer delays settling
+    busy_after: float = 20.0  # after this, busy processes or a sleeping entrypoint no longer delay settling
     poll: float = 0.1
     greeting_timeout: float = 8.0  # patience for a delayed greeting
     boots_init: bool | None = None  # None: decide from PID 1
@@ -47,17 +50,20 @@ class _Settled:
 def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> _Settled:
     """Watch listeners until they stop changing (not a fixed sleep).
 
-    Settled when: the listener set has not changed for ``settle_window`` (or
-    ``settle_quiet`` while nothing listens), the processes used under a quarter
-    of a core meanwhile (start-up work is over) unless ``busy_after`` has
-    passed, and a HEALTHCHECK is no longer 'starting'; or ``settle_timeout``
-    passed. EXPOSEd ports that do not listen are noted, not waited for: images
-    often inherit EXPOSE lines from their base image.
+    Settled when the listener set has not changed for ``settle_window`` (or
+    ``settle_quiet`` while nothing listens) and start-up looks over: the
+    processes used under a quarter of a core and none was runnable (a starved
+    JVM on a loaded runner is busy too), no process waits on purpose (``sleep
+    5 && exec server``, wait-for-it), and when the image EXPOSEs ports, at
+    least one of them listens; those start-up signs are trusted up to
+    ``busy_after``. A HEALTHCHECK in 'starting' holds it for up to five quiet
+    windows more. ``settle_timeout`` bounds it all. EXPOSEd ports that never
+    listen are noted (images inherit EXPOSE lines from their bases).
     """
     start = time.monotonic()
     last_keys: tuple | None = None
     since = start
-    cpu_mark: tuple[float, float] | None = None
+    cpu_mark = (start, 0.0)
     snap = Snapshot((), ())
     while True:
         now = time.monotonic()
@@ -71,22 +77,34 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         window = opts.settle_window if snap.listeners else opts.settle_quiet
         waited = now - start
         stable = now - since >= window
-        assert cpu_mark is not None
-        cpu_busy = (snap.cpu_seconds - cpu_mark[1]) > 0.25 * max(now - cpu_mark[0], 1e-3)
-        if stable and cpu_busy and waited < opts.busy_after:
+        if stable and waited < opts.busy_after and _starting_up(snap, cpu_mark, now, exposed):
             cpu_mark = (now, snap.cpu_seconds)  # measure the next window afresh
+            since = now - window / 2
             stable = False
-        starting = state.health == "starting"
-        if stable and not starting:
-            listening_ports = {li.port for li in snap.listeners}
-            missing = [str(p) for p in exposed if p not in listening_ports]
-            notes = [f"settled after {waited:.1f} s"]
-            if missing:
-                notes.append(f"EXPOSEd port(s) {', '.join(missing)} not listening when settled")
-            return _Settled(snap, notes=notes)
+        health_wait = state.health == "starting" and now - since < 5 * window
+        if stable and not health_wait:
+            return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health))
         if waited >= opts.settle_timeout:
-            return _timed_out(snap, opts, stable, starting)
+            return _timed_out(snap, opts, stable, state.health == "starting")
         time.sleep(opts.poll)
+
+
+def _starting_up(snap: Snapshot, cpu_mark: tuple[float, float], now: float, exposed: tuple[int, ...]) -> bool:
+    cpu_busy = (snap.cpu_seconds - cpu_mark[1]) > 0.25 * max(now - cpu_mark[0], 1e-3)
+    none_exposed = bool(exposed) and not ({li.port for li in snap.listeners} & set(exposed))
+    return cpu_busy or snap.runnable > 0 or bool(snap.waiting) or none_exposed
+
+
+def _settled_notes(snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None) -> list[str]:
+    notes = [f"settled after {waited:.1f} s"]
+    missing = [str(p) for p in exposed if p not in {li.port for li in snap.listeners}]
+    if missing:
+        notes.append(f"EXPOSEd port(s) {', '.join(missing)} not listening when settled")
+    if snap.waiting:
+        notes.append(f"still waiting on purpose when settled: {', '.join(sorted(set(snap.waiting)))}")
+    if health == "starting":
+        notes.append("the HEALTHCHECK still said 'starting'; listeners had long been stable")
+    return notes
 
 
 def _exited(snap: Snapshot, state: Any, waited: float) -> _Settled:
@@ -186,9 +204,10 @@ def _unjudged_errors(listeners, probes, findings, errors: list[str]) -> None:
     """A listener we could not speak to and could not identify is undecided."""
     in_findings = {li.key for f in findings for li in f.listeners}
     for probe in probes:
-        undecided = probe.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE)
+        undecided = probe.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE, Protocol.SILENT)
         if undecided and (probe.address, probe.port) not in in_findings:
-            errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}")
+            hint = " (raise --greeting-timeout if it greets late)" if probe.protocol is Protocol.SILENT else ""
+            errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}{hint}")
 
 
 def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
@@ -208,5 +227,8 @@ def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
             )
         else:  # inspected, but cleanup failed
             result = replace(result, errors=result.errors + (str(exc),))
+    except Exception as exc:  # noqa: BLE001 - one image's surprise must not stop the others
+        message = f"internal error: {type(exc).__name__}: {exc}"
+        result = ScanResult(target=target.info, errors=(message,), notes=tuple(target.notes), method=target.method)
     result.timings["total"] = time.monotonic() - started
     return result

@@ -28,6 +28,8 @@ class Snapshot:
     problems: tuple[str, ...] = ()
     owners_readable: bool = True
     cpu_seconds: float = 0.0  # CPU time used so far by the processes seen
+    runnable: int = 0  # processes in state R: wanting CPU, whether they got it or not
+    waiting: tuple[str, ...] = ()  # processes that wait on purpose (sleep, wait-for-it): start-up not over
 
     @property
     def fingerprint(self) -> tuple:
@@ -51,7 +53,7 @@ def build_snapshot(
     parent/master, when several processes share one socket)."""
     raws = sorted(raw_processes, key=lambda p: p.pid)
     owners: dict[int, Process] = {}
-    readable = all(p.socket_inodes is not None for p in raws) if raws else False
+    readable = all(p.socket_inodes is not None for p in raws) if raws else False  # vanished ones hold ()
     for raw in raws:
         for inode in raw.socket_inodes or ():
             owners.setdefault(inode, to_process(raw))
@@ -62,7 +64,19 @@ def build_snapshot(
             listeners[key] = Listener(sock.address, sock.port, sock.family, sock.inode, owners.get(sock.inode))
     ordered = tuple(sorted(listeners.values(), key=lambda li: (li.port, li.family, li.address)))
     cpu = sum(r.cpu_ticks for r in raws) / _CLOCK_TICKS
-    return Snapshot(ordered, tuple(to_process(r) for r in raws), tuple(problems), readable, cpu)
+    runnable = sum(1 for r in raws if r.state == "R")
+    waiting = tuple(r.name for r in raws if _waits(r))
+    return Snapshot(ordered, tuple(to_process(r) for r in raws), tuple(problems), readable, cpu, runnable, waiting)
+
+
+WAITERS = ("sleep", "wait-for-it", "wait-for", "dockerize", "wait4x", "waitforit")
+
+
+def _waits(raw: procfs.RawProcess) -> bool:
+    """A process whose job is to delay start-up (``sleep 5 && exec server``)."""
+    names = {raw.name, os.path.basename(raw.cmdline[0]) if raw.cmdline else ""}
+    names |= {os.path.basename(a) for a in raw.cmdline[1:2] if a.endswith(".sh")}
+    return any(n == w or n.startswith(w + ".") for n in names for w in WAITERS)
 
 
 def read_snapshot(proc_root: str, anchor_pid: int, marker: str | None = None) -> Snapshot:
@@ -102,8 +116,17 @@ async def _probe_one(dial: smtp.Dialler, listener: Listener, patience: float) ->
     )
 
 
+MAX_CONCURRENT_PROBES = 64  # x3 connections each: well under the usual 1024 open files
+
+
 async def _probe_all(dial: smtp.Dialler, listeners: Iterable[Listener], patience: float) -> list[SmtpProbe]:
-    return list(await asyncio.gather(*(_probe_one(dial, li, patience) for li in listeners)))
+    gate = asyncio.Semaphore(MAX_CONCURRENT_PROBES)
+
+    async def one(listener: Listener) -> SmtpProbe:
+        async with gate:
+            return await _probe_one(dial, listener, patience)
+
+    return list(await asyncio.gather(*(one(li) for li in listeners)))
 
 
 def probe_all(dial: smtp.Dialler, listeners: Iterable[Listener], patience: float = 8.0) -> list[SmtpProbe]:

@@ -109,6 +109,7 @@ class RawProcess:
     ppid: int | None
     socket_inodes: tuple[int, ...] | None  # None: fds not readable
     cpu_ticks: int = 0  # utime + stime (+ reaped children's), in clock ticks
+    state: str = "?"  # R running/runnable, S sleeping, D, Z, ...
 
 
 _SOCKET_LINK = re.compile(r"^socket:\[(\d+)\]$")
@@ -132,8 +133,12 @@ def _status_fields(raw: bytes | None) -> dict[str, str]:
 
 
 def _socket_inodes(fd_dir: str) -> tuple[int, ...] | None:
+    """Socket inodes among a process's fds; None when permission is lacking
+    (a process that vanished meanwhile simply holds nothing)."""
     try:
         names = os.listdir(fd_dir)
+    except (FileNotFoundError, ProcessLookupError):
+        return ()
     except OSError:
         return None
     inodes = []
@@ -163,6 +168,7 @@ def read_process(proc_root: str, host_pid: int) -> RawProcess | None:
     cmd = _read(os.path.join(base, "cmdline")) or b""
     cmdline = tuple(a.decode("utf-8", "replace") for a in cmd.rstrip(b"\0").split(b"\0") if a)
     nspid = (status.get("NSpid") or "").split()
+    stat = _read(os.path.join(base, "stat"))
     try:
         exe: str | None = os.readlink(os.path.join(base, "exe"))
     except OSError:
@@ -176,8 +182,14 @@ def read_process(proc_root: str, host_pid: int) -> RawProcess | None:
         uid=_first_int(status.get("Uid")),
         ppid=_first_int(status.get("PPid")),
         socket_inodes=_socket_inodes(os.path.join(base, "fd")),
-        cpu_ticks=_cpu_ticks(_read(os.path.join(base, "stat"))),
+        cpu_ticks=_cpu_ticks(stat),
+        state=_state(stat),
     )
+
+
+def _state(stat: bytes | None) -> str:
+    fields = (stat or b"").rpartition(b")")[2].split()
+    return fields[0].decode("ascii", "replace") if fields else "?"
 
 
 def _cpu_ticks(stat: bytes | None) -> int:

@@ -25,8 +25,9 @@ import contextlib
 import re
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 MAX_BYTES = 1 << 20  # per connection: a greeting flood is cut off here
 MAX_LINES = 200
@@ -46,6 +47,7 @@ class Verdict:
     greeting: tuple[str, ...] = ()
     ehlo: tuple[str, ...] = ()
     detail: str = ""
+    final: bool = True  # False: a hint from an active probe, used only when nothing better came
 
     @property
     def speaks_smtp(self) -> bool:
@@ -219,11 +221,11 @@ def _preview(data: bytes) -> str:
 REPLY_TIMEOUT = 5.0  # for any one reply once the server has started talking
 
 
-async def _reply(lines: LineReader) -> tuple[str | None, tuple[str, ...]]:
+async def _reply(lines: LineReader, timeout: float = REPLY_TIMEOUT) -> tuple[str | None, tuple[str, ...]]:
     try:
-        return await asyncio.wait_for(lines.reply(), REPLY_TIMEOUT)
+        return await asyncio.wait_for(lines.reply(), timeout)
     except asyncio.TimeoutError:
-        raise _Closed(f"no complete reply within {REPLY_TIMEOUT:g} s (tarpit?)") from None
+        raise _Closed(f"no complete reply within {timeout:g} s (tarpit?)") from None
 
 
 async def _command(channel: Channel, lines: LineReader, verb: str) -> tuple[str | None, tuple[str, ...]]:
@@ -231,12 +233,19 @@ async def _command(channel: Channel, lines: LineReader, verb: str) -> tuple[str 
     return await _reply(lines)
 
 
-async def dialogue(channel: Channel, initial: bytes, tls: bool) -> Verdict:
-    """From the first bytes on: read the greeting and decide."""
+_GREETING_CODES = (b"220", b"421", b"554")
+
+
+async def dialogue(channel: Channel, initial: bytes, tls: bool, patience: float = REPLY_TIMEOUT) -> Verdict:
+    """From the first bytes on: read the greeting and decide. A multi-line
+    greeting may take ``patience`` to complete (postscreen sends ``220-`` at
+    once and the final ``220`` after its greet wait)."""
     lines = LineReader(channel, initial)
     try:
-        code, greeting = await _reply(lines)
+        code, greeting = await _reply(lines, max(patience, REPLY_TIMEOUT))
     except _Closed as exc:
+        if _REPLY_LINE.match(initial) and initial[:3] in _GREETING_CODES:
+            return Verdict("silent", tls, detail=f"an SMTP-like greeting {_preview(initial)!r} began, but {exc}")
         return Verdict("other", tls, detail=f"started a greeting but {exc}")
     if code is None:
         first = greeting[0].encode("utf-8", "replace") if greeting else b""
@@ -262,7 +271,11 @@ async def dialogue(channel: Channel, initial: bytes, tls: bool) -> Verdict:
 
 async def _open(dial: Dialler, host: str, port: int) -> Channel:
     sock = await dial(host, port)
-    reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_BYTES)
+    try:
+        reader, writer = await asyncio.open_connection(sock=sock, limit=MAX_BYTES)
+    except BaseException:
+        sock.close()
+        raise
     return Channel(reader, writer)
 
 
@@ -272,25 +285,59 @@ def _close(channel: Channel | None) -> None:
             channel.writer.transport.abort()
 
 
+async def _recv_within(channel: Channel, seconds: float) -> bytes | None:
+    """The next bytes, b"" on close, None when nothing came in time."""
+    try:
+        return await asyncio.wait_for(channel.recv(), max(seconds, 0.01))
+    except asyncio.TimeoutError:
+        return None
+
+
 async def patient(dial: Dialler, host: str, port: int, patience: float) -> Verdict:
     """Connect and wait, saying nothing, up to ``patience`` s for the server to speak."""
+    started = time.monotonic()
     channel = await _open(dial, host, port)
     try:
-        first = await asyncio.wait_for(channel.recv(), patience)
+        first = await _recv_within(channel, patience)
+        if first is None:
+            return Verdict("silent", detail=f"accepted but said nothing in {patience:g} s")
         if not first:
             return Verdict("silent", detail="closed the connection without a greeting")
-        return await dialogue(channel, first, tls=False)
-    except asyncio.TimeoutError:
-        return Verdict("silent", detail=f"accepted but said nothing in {patience:g} s, in clear or over TLS")
+        return await dialogue(channel, first, False, patience - (time.monotonic() - started))
     except (_Closed, OSError) as exc:
-        return Verdict("silent", detail=str(exc))
+        return Verdict("silent", detail=str(exc) or type(exc).__name__)
     finally:
         _close(channel)
 
 
+def _tls_record(data: bytes) -> bool:
+    return bool(data) and data[0] in (0x15, 0x16)
+
+
+async def _answer_to_ehlo(channel: Channel, tls: bool, patience: float) -> Verdict | None:
+    """Speak first (EHLO) and classify the answer: non-SMTP bytes are final;
+    an SMTP-shaped answer (a greeting sent late, or 554 for talking too early)
+    is played out as a dialogue but kept as a hint, since the patient
+    connection sees the real greeting; a silent close is a hint of non-SMTP
+    (every SMTP server answers EHLO somehow); silence is None."""
+    await channel.send(f"EHLO {HELO_NAME}\r\n".encode())
+    first = await _recv_within(channel, patience)
+    if first is None or _tls_record(first):
+        return None
+    if not first:
+        return Verdict("other", tls, detail="closed the connection on EHLO without answering", final=False)
+    first = await _at_least(channel, first)
+    if _smtp_shaped(first):
+        verdict = await dialogue(channel, first, tls, REPLY_TIMEOUT)
+        return replace(verdict, final=False, detail=verdict.detail + " (after speaking first)")
+    label = name_other(first)
+    return Verdict("other", tls, detail=f"{label} answer to EHLO{' over TLS' if tls else ''}: {_preview(first)!r}")
+
+
 async def try_tls(dial: Dialler, host: str, port: int, patience: float) -> Verdict | None:
-    """Implicit TLS: handshake, then the SMTP dialogue inside. None when the
-    port showed nothing conclusive."""
+    """Implicit TLS: handshake, then the SMTP dialogue inside (speaking first
+    after a second of silence, so an HTTPS port is known at once). None when
+    the port showed nothing conclusive."""
     channel = await _open(dial, host, port)
     try:
         try:
@@ -302,13 +349,14 @@ async def try_tls(dial: Dialler, host: str, port: int, patience: float) -> Verdi
             if _smtp_shaped(plain):
                 return None  # a clear-text 3-digit speaker: the patient connection decides
             return Verdict("other", detail=f"{name_other(plain)} answer to a TLS handshake: {_preview(plain)!r}")
-        try:
-            first = await asyncio.wait_for(channel.recv(), patience)
-        except asyncio.TimeoutError:
-            return Verdict("other", True, detail=f"TLS service that said nothing in {patience:g} s")
-        if not first:
-            return Verdict("other", True, detail="TLS service that closed without a greeting")
-        return await dialogue(channel, first, tls=True)
+        first = await _recv_within(channel, min(1.0, patience))
+        if first:
+            return await dialogue(channel, first, True, patience)
+        if first is None:
+            verdict = await _answer_to_ehlo(channel, True, patience)
+            if verdict is not None:
+                return verdict
+        return Verdict("other", True, detail="TLS service that sent no greeting", final=False)
     except (_Closed, OSError):
         return None
     finally:
@@ -319,36 +367,37 @@ async def speak_first(dial: Dialler, host: str, port: int, patience: float) -> V
     """Clear text, speaking first: a non-SMTP answer ends the wait early."""
     channel = await _open(dial, host, port)
     try:
-        await channel.send(f"EHLO {HELO_NAME}\r\n".encode())
-        first = await _at_least(channel, await asyncio.wait_for(channel.recv(), patience))
-        if not first or _smtp_shaped(first):
-            return None  # silence or SMTP-shaped: the patient connection decides
-        return Verdict("other", detail=f"{name_other(first)} answer to EHLO: {_preview(first)!r}")
-    except (_Closed, OSError, asyncio.TimeoutError):
+        return await _answer_to_ehlo(channel, False, patience)
+    except (_Closed, OSError):
         return None
     finally:
         _close(channel)
 
 
+CONNECT_BUDGET = 3.0
+
+
 async def probe_port(
     dial: Dialler, host: str, port: int, *, patience: float = 8.0, active_after: float = 0.5
 ) -> Verdict:
-    """Classify one port. Never raises; returns within about ``patience`` +
-    3 x REPLY_TIMEOUT even against a tarpit."""
+    """Classify one port. Never raises; returns within ``patience`` plus the
+    time of a dialogue (connect + greeting + three commands) even against a tarpit."""
+    budget = CONNECT_BUDGET + patience + 4 * REPLY_TIMEOUT
     try:
-        return await asyncio.wait_for(
-            _race(dial, host, port, patience, active_after), patience + 3 * REPLY_TIMEOUT
-        )
+        return await asyncio.wait_for(_race(dial, host, port, patience, active_after), budget)
     except asyncio.TimeoutError:
-        return Verdict("silent", detail="probe ran out of time (tarpit?)")
+        return Verdict("silent", detail=f"probe ran out of time after {budget:g} s (tarpit?)")
 
 
-async def _race(
-    dial: Dialler, host: str, port: int, patience: float, active_after: float
-) -> Verdict:
+_PREFERENCE = {"smtp": 0, "lmtp": 0, "other": 1, "silent": 2, "unreachable": 3}
+
+
+async def _race(dial: Dialler, host: str, port: int, patience: float, active_after: float) -> Verdict:
+    """The patient connection decides unless it stays silent; a final verdict
+    of an active probe ends the race early; hints are used last."""
     waiting = asyncio.ensure_future(patient(dial, host, port, patience))
     pending: set[asyncio.Future] = {waiting}
-    found: Verdict | None = None  # a TLS service that has not greeted (yet)
+    hints: list[Verdict] = []
     try:
         done, _ = await asyncio.wait(pending, timeout=active_after)
         if not done:
@@ -357,28 +406,32 @@ async def _race(
         while pending:
             done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
-                verdict = _result(task)
+                verdict = _result(task, active=task is not waiting)
+                if verdict is None:
+                    continue
                 if task is waiting and verdict.protocol != "silent":
                     return verdict
-                if task is waiting:
-                    found = found or verdict
-                elif verdict is not None and (verdict.speaks_smtp or not verdict.tls):
+                if task is not waiting and verdict.final:
                     return verdict
-                elif verdict is not None:
-                    found = verdict if found is None or found.protocol == "silent" else found
-        return found or Verdict("silent", detail="no answer")
+                hints.append(verdict)
+        return min(hints, key=lambda v: _PREFERENCE.get(v.protocol, 9)) if hints else Verdict(
+            "silent", detail="no answer")
     finally:
         for task in pending:
             task.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
 
 
-def _result(task: asyncio.Future) -> Verdict:
+def _result(task: asyncio.Future, active: bool) -> Verdict | None:
+    """A task's verdict; an active probe's failure to connect is no verdict
+    (the patient connection already got through)."""
     if task.cancelled():
-        return Verdict("silent", detail="cancelled")
+        return None
     exc = task.exception()
     if isinstance(exc, OSError):
-        return Verdict("unreachable", detail=f"cannot connect: {exc.strerror or exc}")
+        if active:
+            return None
+        return Verdict("unreachable", detail=f"cannot connect: {exc.strerror or exc!r}")
     if exc is not None:
         return Verdict("silent", detail=f"probe failed: {type(exc).__name__}: {exc}")
     return task.result()

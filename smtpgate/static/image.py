@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from smtpgate.labels import owner_labels
 from smtpgate.static.fs import FsLimits, RootFS, StaticError
 from smtpgate.static.overlay import OverlayFS, overlay_layers
 from smtpgate.static.tarfs import TarFS
@@ -101,7 +102,7 @@ def _exported(client: Any, image_id: str, limits: FsLimits | None, config: Image
 
     extra = _command_paths(config) if config is not None else ()
     name = f"smtpgate-static-{secrets.token_hex(6)}"
-    labels = {LABEL: name, f"{LABEL}.purpose": "static-export", f"{LABEL}.owner-pid": str(os.getpid())}
+    labels = {LABEL: name, f"{LABEL}.purpose": "static-export", **owner_labels()}
     container = None
     fs: TarFS | None = None
     try:

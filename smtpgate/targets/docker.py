@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import socket
+import threading
 from dataclasses import replace
 from typing import Any
 
@@ -20,11 +21,10 @@ from smtpgate.collect.netns import NetnsDialler
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.smtp import Dialler
 from smtpgate.errors import CollectError, TargetError
+from smtpgate.labels import LABEL, owner_labels
 from smtpgate.model import Listener, Protocol, SmtpProbe, TargetInfo
 from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState, Target
-
-LABEL = "smtpgate"
 
 
 def engine(timeout: float = 60.0) -> Any:
@@ -112,6 +112,8 @@ class DockerImageTarget(Target):
         self.method = ""
         self.want_method, self.helper_image = method, helper_image
         self.helper: HelperAgent | None = None
+        self._stop_lock = threading.Lock()
+        self._started = False
 
     # -- life cycle ---------------------------------------------------------
     def start(self) -> None:
@@ -120,6 +122,7 @@ class DockerImageTarget(Target):
         self._client = self._client or engine()
         image = self._image()
         labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], **owner_labels()}
+        self._started = True  # from here on, stop() looks for what the engine may have made
         try:
             if self.network_mode == "internal":
                 self.network = self._client.networks.create(
@@ -135,6 +138,9 @@ class DockerImageTarget(Target):
                 mem_limit=self.memory,
                 pids_limit=self.pids,
                 privileged=False,
+                # IPv6 on loopback as most hosts have it: servers that bind [::1] or a v6-only [::]
+                # (nginx, Go's tcp6) then start and can be probed. Docker switches it off by default.
+                sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
             )
             self.container.start()
             self.container.reload()
@@ -144,10 +150,13 @@ class DockerImageTarget(Target):
         self._choose_method()
 
     def stop(self) -> None:
-        with _SignalsHeld():
-            if self._dialler is not None:
-                self._dialler.close()
-                self._dialler = None
+        """Remove what start() made; safe to call twice and from two threads
+        (an interrupt under --jobs). Objects whose creation was interrupted
+        mid-call are found by name."""
+        with self._stop_lock, _SignalsHeld():
+            dialler, self._dialler = self._dialler, None
+            if dialler is not None:
+                dialler.close()
             problems = []
             if self.helper is not None:
                 try:
@@ -155,17 +164,35 @@ class DockerImageTarget(Target):
                 except TargetError as exc:
                     problems.append(str(exc))
                 self.helper = None
-            for obj, kind in ((self.container, "container"), (self.network, "network")):
-                if obj is None:
-                    continue
-                try:
-                    obj.remove(force=True) if kind == "container" else obj.remove()
-                except Exception as exc:  # noqa: BLE001 - reported, cleanup goes on
-                    if "No such" not in str(exc) and "404" not in str(exc):
-                        problems.append(f"could not remove {kind} {self.scan_id}: {exc}")
+            for kind in ("container", "network"):
+                problem = self._remove(kind)
+                if problem:
+                    problems.append(problem)
             self.container = self.network = None
         if problems:
             raise TargetError("; ".join(problems) + " (run `smtpgate cleanup`)")
+
+    def _remove(self, kind: str) -> str | None:
+        obj = self.container if kind == "container" else self.network
+        if obj is None and self._client is not None and self._started:
+            obj = self._lookup(kind)
+        if obj is None:
+            return None
+        try:
+            obj.remove(force=True) if kind == "container" else obj.remove()
+        except Exception as exc:  # noqa: BLE001 - reported, cleanup goes on
+            if "No such" not in str(exc) and "404" not in str(exc) and "not found" not in str(exc):
+                return f"could not remove {kind} {self.scan_id}: {exc}"
+        return None
+
+    def _lookup(self, kind: str) -> Any:
+        """An object named after this scan, if the engine made it after all."""
+        try:
+            collection = self._client.containers if kind == "container" else self._client.networks
+            found = collection.list(**({"all": True} if kind == "container" else {}), filters={"name": self.scan_id})
+        except Exception:  # noqa: BLE001 - nothing to find, or no engine
+            return None
+        return next((o for o in found if o.name == self.scan_id), None)
 
     def _image(self) -> Any:
         from docker.errors import DockerException, ImageNotFound
@@ -255,7 +282,7 @@ class DockerImageTarget(Target):
         if self.container.id.encode() in text:
             return True
         local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")  # a remote pid means nothing here
-        return local and os.geteuid() == 0 and os.path.exists(f"/proc/{self.pid}/ns/net")
+        return local and os.geteuid() == 0 and _is_namespace_init(self.pid)
 
     def state(self) -> RunState:
         host = self.method.startswith("host-proc")
@@ -309,6 +336,21 @@ class DockerImageTarget(Target):
         return self._dialler
 
 
+def _is_namespace_init(pid: int | None) -> bool:
+    """Is /proc/<pid> here PID 1 of a nested pid namespace (NSpid: <pid> ... 1)?
+    Guards against an unrelated local process that happens to carry the
+    engine's pid number (smtpgate in a CI container with the engine's socket)."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("NSpid:"):
+                    ids = line.split()[1:]
+                    return len(ids) >= 2 and ids[-1] == "1"
+    except OSError:
+        return False
+    return False
+
+
 ENGINE_DNS = "127.0.0.11"
 
 
@@ -321,11 +363,6 @@ def without_engine_dns(snap: Snapshot) -> Snapshot:
         return snap
     keep = tuple(li for li in snap.listeners if not (li.address == ENGINE_DNS and li.process is None))
     return snap if len(keep) == len(snap.listeners) else replace(snap, listeners=keep)
-
-
-def owner_labels() -> dict[str, str]:
-    """Who created an object: lets ``smtpgate cleanup`` spare running scans."""
-    return {f"{LABEL}.owner-pid": str(os.getpid()), f"{LABEL}.owner-host": socket.gethostname()}
 
 
 def _owner_alive(labels: dict[str, str]) -> bool:

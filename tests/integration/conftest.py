@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,5 +69,5 @@ def scan_image(images, tmp_path_factory, docker_client):
         return cache[key]
 
     yield run
-    containers, networks = labelled(docker_client)
+    containers, networks = labelled(docker_client, os.getpid())  # ours only: other runs may share the engine
     assert not containers and not networks, "scans left labelled containers/networks behind"

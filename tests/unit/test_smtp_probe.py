@@ -200,7 +200,8 @@ def test_flood_is_cut_off():
             await writer.drain()
 
     verdict, seconds = _serve(flood)
-    assert verdict.protocol == "other" and "cut off" in verdict.detail
+    # an SMTP-like greeting that never ends cannot be judged: undecided, never "not SMTP"
+    assert verdict.protocol == "silent" and "cut off" in verdict.detail
 
 
 def test_refused_port_is_unreachable():
@@ -249,3 +250,96 @@ def test_reply_parser_never_crashes_and_stays_bounded(chunks):
 @given(st.binary(max_size=200))
 def test_name_other_never_crashes(data):
     assert isinstance(smtp.name_other(data), str)
+
+
+def _run(handler, patience=3.0):
+    async def main():
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        async with server:
+            verdict = await smtp.probe_port(direct_dial, "127.0.0.1", port, patience=patience)
+        return verdict, time.monotonic() - started
+
+    return asyncio.run(main())
+
+
+def test_postscreen_style_greeting_completing_late_is_smtp():
+    """220- at once, the final 220 after a 6 s greet wait (Postfix postscreen)."""
+
+    async def postscreen(reader, writer):
+        writer.write(b"220-mx.example.test ESMTP Postfix\r\n")
+        await writer.drain()
+        await asyncio.sleep(6)
+        writer.write(b"220 mx.example.test ESMTP Postfix\r\n")
+        await writer.drain()
+        while line := await reader.readline():
+            writer.write(b"221 bye\r\n" if line.startswith(b"QUIT") else b"250 mx.example.test\r\n")
+            await writer.drain()
+
+    verdict, _ = _run(postscreen, patience=8.0)
+    assert verdict.protocol == "smtp"
+
+
+def test_tls_alert_to_clear_text_is_not_a_verdict():
+    """rustls/JSSE-style servers answer clear text with a TLS alert record:
+    that must leave the decision to the TLS probe, not end the race."""
+    alert = b"\x15\x03\x03\x00\x02\x02\x32"
+
+    async def main():
+        async def answers_alert(reader, writer):
+            await reader.read(100)
+            writer.write(alert)
+            await writer.drain()
+
+        server = await asyncio.start_server(answers_alert, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        async with server:
+            dial = direct_dial
+            return await smtp.speak_first(dial, "127.0.0.1", port, 2.0)
+
+    assert asyncio.run(main()) is None
+
+
+def test_server_that_greets_only_after_the_client_speaks():
+    async def client_first(reader, writer):
+        await reader.readline()
+        writer.write(b"220 late.example ESMTP\r\n250 late.example\r\n")
+        await writer.drain()
+        while line := await reader.readline():
+            writer.write(b"221 bye\r\n" if line.startswith(b"QUIT") else b"250 late.example\r\n")
+            await writer.drain()
+
+    verdict, _ = _run(client_first)
+    assert verdict.protocol == "smtp"
+
+
+def test_a_server_closing_on_ehlo_is_not_smtp():
+    """Postgres-like: waits for its own handshake, closes on anything else."""
+
+    async def closer(reader, writer):
+        await reader.read(1)
+        writer.close()
+
+    verdict, _ = _run(closer)
+    assert verdict.protocol == "other" and "closed the connection on EHLO" in verdict.detail
+
+
+def test_https_port_is_known_quickly(tls_server_context):
+    async def main():
+        async def https(reader, writer):
+            await reader.read(100)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+            writer.close()
+
+        server = await asyncio.start_server(https, "127.0.0.1", 0, ssl=tls_server_context)
+        port = server.sockets[0].getsockname()[1]
+        started = time.monotonic()
+        async with server:
+            verdict = await smtp.probe_port(direct_dial, "127.0.0.1", port, patience=8.0)
+        return verdict, time.monotonic() - started
+
+    verdict, seconds = asyncio.run(main())
+    assert verdict.protocol == "other" and verdict.tls
+    assert seconds < 3.0
