@@ -113,14 +113,14 @@ def _error_key(message: str) -> str:
 
 def place_of(finding: Finding | None, anchor: str | None) -> Place | None:
     """See the module docstring: repository evidence, anchor, image evidence, nothing."""
-    located = [ev for ev in (finding.evidence if finding else ()) if ev.path]
-    for ev in located:
-        if not ev.path.startswith("/"):  # type: ignore[union-attr]
-            return Place(ev.path.lstrip("./") or ev.path, max(ev.line or 1, 1))  # type: ignore[union-attr]
+    located = [(ev.path, max(ev.line or 1, 1)) for ev in (finding.evidence if finding else ()) if ev.path]
+    for path, line in located:
+        if not path.startswith("/"):
+            return Place(path.removeprefix("./") or path, line)
     if anchor:
         return Place(anchor, 1)
-    for ev in located:
-        return Place(ev.path, max(ev.line or 1, 1), in_repo=False)  # type: ignore[arg-type]
+    for path, line in located:
+        return Place(path, line, in_repo=False)
     return None
 
 
