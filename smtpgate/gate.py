@@ -31,7 +31,8 @@ class ScanOptions:
     settle_window: float = 1.0  # listeners unchanged and CPU quiet this long
     settle_quiet: float = 2.0  # the same, while nothing listens yet
     settle_timeout: float = 30.0  # upper bound of the wait
-    busy_after: float = 20.0  # after this, busy processes or a sleeping entrypoint no longer delay settling
+    busy_after: float = 20.0  # after this, busy (CPU, runnable) processes no longer delay settling
+    wait_after: float = 8.0  # after this, a sleep/wait-for-it process or unopened EXPOSEd ports no longer do
     poll: float = 0.1
     greeting_timeout: float = 8.0  # patience for a delayed greeting
     boots_init: bool | None = None  # None: decide from PID 1
@@ -55,10 +56,11 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     processes used under a quarter of a core and none was runnable (a starved
     JVM on a loaded runner is busy too), no process waits on purpose (``sleep
     5 && exec server``, wait-for-it), and when the image EXPOSEs ports, at
-    least one of them listens; those start-up signs are trusted up to
-    ``busy_after``. A HEALTHCHECK in 'starting' holds it for up to five quiet
-    windows more. ``settle_timeout`` bounds it all. EXPOSEd ports that never
-    listen are noted (images inherit EXPOSE lines from their bases).
+    least one of them listens; busy processes are trusted up to ``busy_after``,
+    purposeful waits and unopened EXPOSEd ports up to ``wait_after``. A
+    HEALTHCHECK in 'starting' holds it for up to five quiet windows more.
+    ``settle_timeout`` bounds it all. EXPOSEd ports that never listen are
+    noted (images inherit EXPOSE lines from their bases).
     """
     start = time.monotonic()
     last_keys: tuple | None = None
@@ -77,7 +79,7 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         window = opts.settle_window if snap.listeners else opts.settle_quiet
         waited = now - start
         stable = now - since >= window
-        if stable and waited < opts.busy_after and _starting_up(snap, cpu_mark, now, exposed):
+        if stable and _starting_up(snap, cpu_mark, now, exposed, waited, opts):
             cpu_mark = (now, snap.cpu_seconds)  # measure the next window afresh
             since = now - window / 2
             stable = False
@@ -89,10 +91,22 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         time.sleep(opts.poll)
 
 
-def _starting_up(snap: Snapshot, cpu_mark: tuple[float, float], now: float, exposed: tuple[int, ...]) -> bool:
-    cpu_busy = (snap.cpu_seconds - cpu_mark[1]) > 0.25 * max(now - cpu_mark[0], 1e-3)
-    none_exposed = bool(exposed) and not ({li.port for li in snap.listeners} & set(exposed))
-    return cpu_busy or snap.runnable > 0 or bool(snap.waiting) or none_exposed
+def _starting_up(
+    snap: Snapshot, cpu_mark: tuple[float, float], now: float, exposed: tuple[int, ...], waited: float,
+    opts: ScanOptions,
+) -> bool:
+    """Does start-up look unfinished? Busy processes count for ``busy_after``
+    (a JVM binding late); purposeful waits and unopened EXPOSEd ports for
+    ``wait_after`` (``sleep infinity`` keep-alives and inherited EXPOSE lines
+    would otherwise cost every such image the whole wait)."""
+    if waited < opts.busy_after:
+        cpu_busy = (snap.cpu_seconds - cpu_mark[1]) > 0.25 * max(now - cpu_mark[0], 1e-3)
+        if cpu_busy or snap.runnable > 0:
+            return True
+    if waited < opts.wait_after:
+        none_exposed = bool(exposed) and not ({li.port for li in snap.listeners} & set(exposed))
+        return bool(snap.waiting) or none_exposed
+    return False
 
 
 def _settled_notes(snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None) -> list[str]:
