@@ -243,6 +243,9 @@ class DockerImageTarget(Target):
         fully works, else the helper when an image is named, else what is left."""
         visible = bool(self.pid) and self._proc_is_ours()
         root = os.geteuid() == 0
+        if not visible and self._already_exited():
+            self.method = "exited"  # nothing left to observe: state() reports the exit and its logs
+            return None
         if self.want_method == "host" and not visible:
             raise TargetError("--method host: the container's processes are not visible in this host's /proc "
                               "(remote or rootless engine); use --method helper --helper-image IMAGE")
@@ -272,6 +275,14 @@ class DockerImageTarget(Target):
             "not root" if visible else "the container's processes are not visible in this host's /proc")
         self.notes.append(f"collected and probed from a helper container ({self.helper_image}) sharing the "
                           f"target's network and pid namespaces: {why}")
+
+    def _already_exited(self) -> bool:
+        """The container ended before we looked (its /proc entry is gone with it)."""
+        try:
+            self.container.reload()
+        except Exception:  # noqa: BLE001 - judged by state() later
+            return False
+        return not self.container.attrs["State"].get("Running", False)
 
     def _proc_is_ours(self) -> bool:
         try:
@@ -313,6 +324,8 @@ class DockerImageTarget(Target):
                 return without_engine_dns(self.helper.snapshot())
             except CollectError as exc:  # the target (and with it the helper) may just have exited
                 return Snapshot((), (), problems=(str(exc),), owners_readable=False)
+        if self.method == "exited":
+            return Snapshot((), ())
         raise TargetError(f"no way to observe {self.ref}: {'; '.join(self.notes)}")
 
     def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
