@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import re
 import stat
-import sys
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -33,19 +30,7 @@ from smtpgate.model import (
 )
 from smtpgate.report import FORMATS, Report, ReportMeta, get_report, run_exit_code, write_report
 from smtpgate.report.sanitize import bound, bounded, escape, one_line, unpaired
-
-
-def _load_samples():  # tests/unit is not a package: load the shared samples by path
-    path = Path(__file__).parent / "data" / "report" / "samples.py"
-    if "report_samples" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("report_samples", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["report_samples"] = module
-    return sys.modules["report_samples"]
-
-
-samples = _load_samples()
+from tests.unit.data.report import samples
 
 
 @pytest.mark.parametrize("name", sorted(FORMATS))

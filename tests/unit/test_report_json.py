@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,19 +10,8 @@ import pytest
 from smtpgate import software
 from smtpgate.report import ReportMeta, get_report
 from smtpgate.report.jsonreport import SCHEMA, document
+from tests.unit.data.report import samples
 
-
-def _load_samples():  # tests/unit is not a package: load the shared samples by path
-    path = Path(__file__).parent / "data" / "report" / "samples.py"
-    if "report_samples" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("report_samples", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["report_samples"] = module
-    return sys.modules["report_samples"]
-
-
-samples = _load_samples()
 GOLDEN = Path(__file__).parent / "data" / "report" / "postfix_fail.json"
 
 

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
 import xml.etree.ElementTree as ET
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -15,19 +12,7 @@ from smtpgate import software
 from smtpgate.model import Decision, Evidence, Judged, Listener, Outcome, Protocol, ScanResult, SmtpProbe, Software
 from smtpgate.report import ReportMeta, get_report
 from smtpgate.report.junit import SUMMARY
-
-
-def _load_samples():  # tests/unit is not a package: load the shared samples by path
-    path = Path(__file__).parent / "data" / "report" / "samples.py"
-    if "report_samples" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("report_samples", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["report_samples"] = module
-    return sys.modules["report_samples"]
-
-
-samples = _load_samples()
+from tests.unit.data.report import samples
 
 # Anything outside XML 1.0's Char production (https://www.w3.org/TR/xml/#charsets).
 NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")

@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import sys
-from pathlib import Path
 
 from smtpgate import software
 from smtpgate.report import ReportMeta, get_report
 from smtpgate.report.text import TextReport
-
-
-def _load_samples():  # tests/unit is not a package: load the shared samples by path
-    path = Path(__file__).parent / "data" / "report" / "samples.py"
-    if "report_samples" not in sys.modules:
-        spec = importlib.util.spec_from_file_location("report_samples", path)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        sys.modules["report_samples"] = module
-    return sys.modules["report_samples"]
-
-
-samples = _load_samples()
+from tests.unit.data.report import samples
 
 # What a terminal could act on: C0 but newline, DEL, C1, bidi controls, surrogates, noncharacters.
 CONTROL = re.compile("[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
