@@ -532,7 +532,26 @@ class RemoteSystem:
         return out
 
 
-class SshHostTarget(Target):
+class RemoteSystemTarget(Target):
+    """A target inspected through a RemoteSystem over SSH (live hosts, booted VMs)."""
+
+    system: RemoteSystem | None
+    not_ready = "not connected"
+
+    def snapshot(self) -> Snapshot:
+        if self.system is None:
+            raise CollectError(self.not_ready)
+        return self.system.snapshot()
+
+    def dialler(self) -> Dialler | None:
+        return self.system.dialler() if self.system else None
+
+    def complete_findings(self, findings: list[Finding]) -> list[Finding]:
+        assert self.system is not None
+        return self.system.complete_findings(findings, self.notes)
+
+
+class SshHostTarget(RemoteSystemTarget):
     """A live host inspected in place (never stopped or changed)."""
 
     def __init__(self, endpoint: SshEndpoint, *, connect_timeout: float = 15.0):
@@ -560,14 +579,3 @@ class SshHostTarget(Target):
         alive = self.session is not None and self.session.alive
         return RunState(running=alive, detail="" if alive else "the SSH session ended")
 
-    def snapshot(self) -> Snapshot:
-        if self.system is None:
-            raise CollectError("not connected")
-        return self.system.snapshot()
-
-    def dialler(self) -> Dialler | None:
-        return self.system.dialler() if self.system else None
-
-    def complete_findings(self, findings: list[Finding]) -> list[Finding]:
-        assert self.system is not None
-        return self.system.complete_findings(findings, self.notes)

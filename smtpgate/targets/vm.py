@@ -35,13 +35,11 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 
-from smtpgate.collect.observe import Snapshot
-from smtpgate.collect.smtp import Dialler
 from smtpgate.errors import CollectError, TargetError
-from smtpgate.model import Finding, TargetInfo
+from smtpgate.model import TargetInfo
 from smtpgate.targets.disk import DiskError, image_format
-from smtpgate.targets.interface import RunState, Target
-from smtpgate.targets.ssh import RemoteSystem, SshEndpoint, SshSession
+from smtpgate.targets.interface import RunState
+from smtpgate.targets.ssh import RemoteSystem, RemoteSystemTarget, SshEndpoint, SshSession
 
 QEMU = "qemu-system-x86_64"
 SEED_USER = "smtpgate"
@@ -240,8 +238,10 @@ def fatal_console(text: str) -> str | None:
 # -- the target ---------------------------------------------------------------
 
 
-class VmTarget(Target):
+class VmTarget(RemoteSystemTarget):
     """A disk image booted with qemu in snapshot mode and entered over SSH."""
+
+    not_ready = "the VM is not running"
 
     def __init__(self, image: str, options: VmOptions | None = None):
         self.image = os.path.abspath(image)
@@ -434,17 +434,6 @@ class VmTarget(Target):
         code = self.qemu.returncode if self.qemu is not None else None
         return RunState(running=False, exit_code=code, detail=console_tail(self.console) if self.dir else "")
 
-    def snapshot(self) -> Snapshot:
-        if self.system is None:
-            raise CollectError("the VM is not running")
-        return self.system.snapshot()
-
-    def dialler(self) -> Dialler | None:
-        return self.system.dialler() if self.system else None
-
-    def complete_findings(self, findings: list[Finding]) -> list[Finding]:
-        assert self.system is not None
-        return self.system.complete_findings(findings, self.notes)
 
     def describe(self) -> TargetInfo:
         return replace(self.info, boots_init=True)
