@@ -7,7 +7,7 @@ import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from smtpgate.collect import observe
+from smtpgate.collect import observe, parked
 from smtpgate.collect.observe import Snapshot
 from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.findings import listening_findings
@@ -33,6 +33,8 @@ class ScanOptions:
     settle_timeout: float = 30.0  # upper bound of the wait
     busy_after: float = 20.0  # after this, busy (CPU, runnable) processes no longer delay settling
     wait_after: float = 8.0  # after this, a sleep/wait-for-it process or unopened EXPOSEd ports no longer do
+    settle_fast: float = 0.3  # settled this soon when every thread is parked (0: never early)
+    long_wait: float = 5.0  # a thread's timer this long is a periodic tick, not a start-up step
     poll: float = 0.1
     greeting_timeout: float = 8.0  # patience for a delayed greeting
     boots_init: bool | None = None  # None: decide from PID 1
@@ -61,12 +63,19 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     HEALTHCHECK in 'starting' holds it for up to five quiet windows more.
     ``settle_timeout`` bounds it all. EXPOSEd ports that never listen are
     noted (images inherit EXPOSE lines from their bases).
+
+    Sooner, after ``settle_fast``, when the target can show that every thread
+    is parked (smtpgate.collect.parked): nothing changed, nothing ran, and
+    every thread waits for a connection, a child, or a timer it has already
+    seen fire since the last change. Then no start-up step is pending, and
+    waiting out the window would only cost time.
     """
     start = time.monotonic()
     last_keys: tuple | None = None
     since = start
     cpu_mark = (start, 0.0)
     snap = Snapshot((), ())
+    quiet = _Quiet(target, opts)
     while True:
         now = time.monotonic()
         state = target.state()
@@ -78,17 +87,63 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
             last_keys, since, cpu_mark = keys, now, (now, snap.cpu_seconds)
         window = opts.settle_window if snap.listeners else opts.settle_quiet
         waited = now - start
+        if quiet.parked(snap, now, state.health) and not _short_waits(snap, opts):
+            how = " (every thread waiting for connections, a child, or a timer)"
+            return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health, opts, how))
         stable = now - since >= window
-        if stable and _starting_up(snap, cpu_mark, now, exposed, waited, opts):
+        timer_pending = quiet.unfired and waited < opts.wait_after
+        if stable and (timer_pending or _starting_up(snap, cpu_mark, now, exposed, waited, opts)):
             cpu_mark = (now, snap.cpu_seconds)  # measure the next window afresh
             since = now - window / 2
             stable = False
         health_wait = state.health == "starting" and now - since < 5 * window
         if stable and not health_wait:
-            return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health))
+            return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health, opts))
         if waited >= opts.settle_timeout:
             return _timed_out(snap, opts, stable, state.health == "starting")
         time.sleep(opts.poll)
+
+
+class _Quiet:
+    """What the threads say (smtpgate.collect.parked): the early way out of
+    settle() when everything is parked, and a reason to hold the plain window
+    while a short timer has not fired yet (supervisord starts its programs on
+    its first one-second tick)."""
+
+    def __init__(self, target: Target, opts: ScanOptions):
+        self.target, self.opts = target, opts
+        self.fingerprint: tuple | None = None
+        self.since = 0.0  # the last change, or the last time anything ran
+        self.cpu = (0.0, 0.0)  # (when, CPU seconds) at the last look
+        self.seen: dict[int, int] = {}  # run counts of threads first seen on a short timer
+        self.known = True
+        self.unfired = False  # some thread waits on a short timer that has not fired since first seen
+
+    def parked(self, snap: Snapshot, now: float, health: str | None) -> bool:
+        if not self.known:
+            return False
+        if snap.fingerprint != self.fingerprint:  # a listener or a process came or went: start afresh
+            self.fingerprint, self.since = snap.fingerprint, now
+            self.seen = {}
+        if snap.runnable or snap.cpu_seconds - self.cpu[1] > 0.25 * (now - self.cpu[0]):
+            self.since = now  # busy since the last look: the quiet starts now
+        self.cpu = (now, snap.cpu_seconds)
+        threads = self._threads(snap)  # every poll: a timer must be seen before it fires to count
+        if threads is None:
+            self.known = self.unfired = False  # this target cannot tell: the plain window it is
+            return False
+        busy, unfired = parked.all_parked(self.seen, threads, self.opts.long_wait)
+        self.unfired = bool(unfired)
+        if self.opts.settle_fast <= 0 or busy or unfired:
+            return False
+        window = self.opts.settle_fast if snap.listeners else 2 * self.opts.settle_fast
+        return now - self.since >= window and health != "starting" and snap.owners_readable
+
+    def _threads(self, snap: Snapshot) -> tuple[parked.ThreadWait, ...] | None:
+        try:
+            return self.target.threads(snap)
+        except Exception:  # noqa: BLE001 - an early way out only; the window still applies
+            return None
 
 
 def _starting_up(
@@ -105,17 +160,33 @@ def _starting_up(
             return True
     if waited < opts.wait_after:
         none_exposed = bool(exposed) and not ({li.port for li in snap.listeners} & set(exposed))
-        return bool(snap.waiting) or none_exposed
+        return bool(_short_waits(snap, opts)) or none_exposed
     return False
 
 
-def _settled_notes(snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None) -> list[str]:
-    notes = [f"settled after {waited:.1f} s"]
+def _short_waits(snap: Snapshot, opts: ScanOptions) -> list[str]:
+    """Waiters worth waiting for: a ``sleep`` longer than ``wait_after`` (``sleep
+    infinity`` keep-alives, ``sleep 60; exec server``) cannot be outlasted, so
+    it does not hold settling at all; what it delays is noted instead."""
+    return [w.name for w in snap.waiting if w.seconds is None or w.seconds <= opts.wait_after]
+
+
+def _long_waits(snap: Snapshot, opts: ScanOptions) -> list[str]:
+    return [w.name for w in snap.waiting if w.seconds is not None and w.seconds > opts.wait_after and w.pid != 1]
+
+
+def _settled_notes(
+    snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None, opts: ScanOptions, how: str = "",
+) -> list[str]:
+    notes = [f"settled after {waited:.1f} s{how}"]
     missing = [str(p) for p in exposed if p not in {li.port for li in snap.listeners}]
     if missing:
         notes.append(f"EXPOSEd port(s) {', '.join(missing)} not listening when settled")
-    if snap.waiting:
-        notes.append(f"still waiting on purpose when settled: {', '.join(sorted(set(snap.waiting)))}")
+    if short := _short_waits(snap, opts):
+        notes.append(f"still waiting on purpose when settled: {', '.join(sorted(set(short)))}")
+    if long := _long_waits(snap, opts):
+        notes.append(f"{', '.join(f'`{n}`' for n in sorted(set(long)))} outlasts the scan: whatever the image runs "
+                     "after it was not seen running (the static evidence reads the image's command and services)")
     if health == "starting":
         notes.append("the HEALTHCHECK still said 'starting'; listeners had long been stable")
     return notes
@@ -169,6 +240,8 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     t1 = time.monotonic()
     probes = _probe(target, snap, opts, settled.exited)
     timings["probe"] = time.monotonic() - t1
+    if probes and not settled.exited:
+        errors.extend(_gone_while_probed(target))
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
     findings = listening_findings(snap.listeners, probes)
@@ -212,6 +285,17 @@ def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> l
     if dial is None:
         return _not_probed(snap.listeners, f"no way into the target's network ({target.method})")
     return observe.probe_all(dial, snap.listeners, patience=opts.greeting_timeout)
+
+
+def _gone_while_probed(target: Target) -> list[str]:
+    try:
+        state = target.state()
+    except SmtpgateError as exc:
+        return [f"the target went away while it was probed ({exc}); the probe results may be incomplete"]
+    if state.running:
+        return []
+    return [f"the target stopped while it was probed (exit code {state.exit_code}); the probe results may be "
+            "incomplete"]
 
 
 def _unjudged_errors(listeners, probes, findings, errors: list[str]) -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import math
 import os
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -17,6 +19,19 @@ from smtpgate.collect import procfs, smtp
 from smtpgate.model import Listener, Process, Protocol, SmtpProbe
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass(frozen=True)
+class Waiter:
+    """A process whose job is to delay start-up, and for how long when it says
+    (``sleep 5``: 5.0; ``sleep infinity``: inf; wait-for-it: None, unknown)."""
+
+    name: str
+    seconds: float | None = None
+    pid: int = 0  # in the target's namespace: 1 means nothing runs after it
+
+    def __str__(self) -> str:
+        return self.name
 
 
 @dataclass(frozen=True)
@@ -29,7 +44,8 @@ class Snapshot:
     owners_readable: bool = True
     cpu_seconds: float = 0.0  # CPU time used so far by the processes seen
     runnable: int = 0  # processes in state R: wanting CPU, whether they got it or not
-    waiting: tuple[str, ...] = ()  # processes that wait on purpose (sleep, wait-for-it): start-up not over
+    waiting: tuple[Waiter, ...] = ()  # processes that wait on purpose (sleep, wait-for-it): start-up not over
+    host_pids: tuple[int, ...] = ()  # the processes' pids as the collecting host sees them
 
     @property
     def fingerprint(self) -> tuple:
@@ -65,8 +81,11 @@ def build_snapshot(
     ordered = tuple(sorted(listeners.values(), key=lambda li: (li.port, li.family, li.address)))
     cpu = sum(r.cpu_ticks for r in raws) / _CLOCK_TICKS
     runnable = sum(1 for r in raws if r.state == "R")
-    waiting = tuple(r.name for r in raws if _waits(r))
-    return Snapshot(ordered, tuple(to_process(r) for r in raws), tuple(problems), readable, cpu, runnable, waiting)
+    waiting = tuple(Waiter(_waiter_name(r), sleep_seconds(r.cmdline), r.pid) for r in raws if _waits(r))
+    return Snapshot(
+        ordered, tuple(to_process(r) for r in raws), tuple(problems), readable, cpu, runnable, waiting,
+        tuple(r.host_pid for r in raws),
+    )
 
 
 WAITERS = ("sleep", "wait-for-it", "wait-for", "dockerize", "wait4x", "waitforit")
@@ -77,6 +96,33 @@ def _waits(raw: procfs.RawProcess) -> bool:
     names = {raw.name, os.path.basename(raw.cmdline[0]) if raw.cmdline else ""}
     names |= {os.path.basename(a) for a in raw.cmdline[1:2] if a.endswith(".sh")}
     return any(n == w or n.startswith(w + ".") for n in names for w in WAITERS)
+
+
+def _waiter_name(raw: procfs.RawProcess) -> str:
+    if raw.name == "sleep" and raw.cmdline:
+        return " ".join(("sleep", *raw.cmdline[1:4]))[:60]
+    return raw.name
+
+
+_SLEEP_ARG = re.compile(r"^(\d+(?:\.\d*)?|\.\d+)([smhd]?)$")
+_SLEEP_UNIT = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def sleep_seconds(cmdline: tuple[str, ...]) -> float | None:
+    """How long ``sleep ARG...`` sleeps (GNU and busybox sum their arguments,
+    each with an optional s/m/h/d suffix; ``infinity`` never ends); None when
+    it is not a sleep or its arguments are not understood."""
+    if not cmdline or os.path.basename(cmdline[0]) != "sleep" or len(cmdline) < 2:
+        return None
+    total = 0.0
+    for arg in cmdline[1:]:
+        if arg.lower() in ("inf", "infinity"):
+            return math.inf
+        match = _SLEEP_ARG.match(arg)
+        if match is None:
+            return None
+        total += float(match.group(1)) * _SLEEP_UNIT[match.group(2)]
+    return total
 
 
 def read_snapshot(proc_root: str, anchor_pid: int, marker: str | None = None) -> Snapshot:

@@ -13,12 +13,14 @@ import secrets
 import signal
 import socket
 import threading
+import time
 from dataclasses import replace
 from typing import Any
 
-from smtpgate.collect import observe
+from smtpgate.collect import observe, parked
 from smtpgate.collect.netns import NetnsDialler
 from smtpgate.collect.observe import Snapshot
+from smtpgate.collect.parked import ThreadWait
 from smtpgate.collect.smtp import Dialler
 from smtpgate.errors import CollectError, TargetError
 from smtpgate.labels import LABEL, owner_labels
@@ -68,6 +70,9 @@ class _SignalsHeld:
 
 
 NETWORK_MODES = ("none", "internal")
+
+
+REMOVE_WAIT = 15.0  # seconds to wait for someone else's removal of our container to end
 
 
 class DockerImageTarget(Target):
@@ -178,12 +183,22 @@ class DockerImageTarget(Target):
             obj = self._lookup(kind)
         if obj is None:
             return None
-        try:
-            obj.remove(force=True) if kind == "container" else obj.remove()
-        except Exception as exc:  # noqa: BLE001 - reported, cleanup goes on
-            if "No such" not in str(exc) and "404" not in str(exc) and "not found" not in str(exc):
-                return f"could not remove {kind} {self.scan_id}: {exc}"
-        return None
+        # Someone else removing the container at the same moment (`docker rm -f`,
+        # a cleanup) makes ours a 409 "already in progress", and the network then
+        # keeps its endpoint until that removal ends: wait for it, briefly.
+        deadline = time.monotonic() + REMOVE_WAIT
+        while True:
+            try:
+                obj.remove(force=True) if kind == "container" else obj.remove()
+                return None
+            except Exception as exc:  # noqa: BLE001 - reported, cleanup goes on
+                text = str(exc)
+                if "No such" in text or "404" in text or "not found" in text:
+                    return None
+                busy = "already in progress" in text or "active endpoints" in text
+                if not busy or time.monotonic() >= deadline:
+                    return f"could not remove {kind} {self.scan_id}: {exc}"
+            time.sleep(0.2)
 
     def _lookup(self, kind: str) -> Any:
         """An object named after this scan, if the engine made it after all."""
@@ -297,7 +312,7 @@ class DockerImageTarget(Target):
 
     def state(self) -> RunState:
         host = self.method.startswith("host-proc")
-        if host and self.pid and not self._healthcheck and os.path.exists(f"/proc/{self.pid}"):
+        if host and self.pid and not self._healthcheck and _alive(self.pid):
             return RunState(running=True)  # no engine round trip while PID 1 lives
         try:
             self.container.reload()
@@ -328,6 +343,11 @@ class DockerImageTarget(Target):
             return Snapshot((), ())
         raise TargetError(f"no way to observe {self.ref}: {'; '.join(self.notes)}")
 
+    def threads(self, snap: Snapshot) -> tuple[ThreadWait, ...] | None:
+        if self.method != "host-proc+netns" or not snap.host_pids:
+            return None  # reading other users' blocked system calls needs root on the engine's host
+        return parked.read_threads("/proc", snap.host_pids)
+
     def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
         """Through the helper's agent when there is one; else None (use dialler())."""
         if self.method != "helper" or self.helper is None:
@@ -347,6 +367,16 @@ class DockerImageTarget(Target):
                 self.notes.append(f"cannot enter the container's network namespace: {exc}")
                 return None
         return self._dialler
+
+
+def _alive(pid: int) -> bool:
+    """PID 1 of the container is there and not a zombie waiting to be reaped."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            state = fh.read(4096).rpartition(b")")[2].split()[:1]
+    except OSError:
+        return False
+    return state not in ([b"Z"], [b"X"])
 
 
 def _is_namespace_init(pid: int | None) -> bool:

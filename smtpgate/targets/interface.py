@@ -6,6 +6,7 @@ import abc
 from dataclasses import dataclass
 
 from smtpgate.collect.observe import Snapshot
+from smtpgate.collect.parked import ThreadWait
 from smtpgate.collect.smtp import Dialler
 from smtpgate.model import Listener, SmtpProbe, TargetInfo
 
@@ -47,6 +48,12 @@ class Target(abc.ABC):
     def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
         """Probe every listener from inside the target (an agent there), or None:
         then the gate probes through dialler()."""
+        return None
+
+    def threads(self, snap: Snapshot) -> tuple[ThreadWait, ...] | None:
+        """What each thread of the snapshot's processes waits for
+        (smtpgate.collect.parked), or None when this target cannot tell;
+        settling then relies on its plain window."""
         return None
 
     def __enter__(self) -> Target:
