@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import math
 import os
 import signal
 import sys
@@ -25,13 +26,27 @@ from smtpgate.model import EXIT_ERROR
 EPILOG = "Exit codes: 0 pass, 1 unapproved SMTP service found, 2 could not decide."
 
 
-def _positive(text: str) -> float:
+def _seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = _seconds(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be more than 0")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = _seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
     return value
 
 
@@ -83,6 +98,9 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--pids", type=int, default=1024, help="process-count limit (default 1024)")
     run.add_argument("--settle-window", type=_positive, default=1.0, metavar="S",
                      help="listeners unchanged this long means settled (default 1 s; 2 s while none listens)")
+    run.add_argument("--settle-fast", type=_non_negative, default=0.3, metavar="S",
+                     help="settled after only this long when every thread of the image is parked, waiting for "
+                          "connections, a child or a long timer (default 0.3 s; 0: always the full window)")
     run.add_argument("--settle-timeout", type=_positive, default=30.0, metavar="S",
                      help="upper bound of the wait for the target to settle (default 30 s)")
     run.add_argument("--greeting-timeout", type=_positive, default=8.0, metavar="S",
@@ -144,7 +162,8 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         policy = _policy(args.policy)
         opts = gate.ScanOptions(
             settle_window=args.settle_window, settle_quiet=max(2.0, args.settle_window),
-            settle_timeout=args.settle_timeout, greeting_timeout=args.greeting_timeout, boots_init=args.boots_init,
+            settle_fast=args.settle_fast, settle_timeout=args.settle_timeout,
+            greeting_timeout=args.greeting_timeout, boots_init=args.boots_init,
         )
         if args.static and images:  # images judged from their filesystem and config only: nothing runs
             from smtpgate.staticgate import scan_static

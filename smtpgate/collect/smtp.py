@@ -10,7 +10,7 @@ Per port, concurrently with every other port:
    start: a TLS handshake (implicit TLS, port 465 style) and a clear-text one
    that speaks first. A TLS handshake that succeeds leads to the SMTP dialogue
    inside TLS; an answer that is plainly not SMTP (``HTTP/1.1 400``, ``-ERR``)
-   ends the wait early, so web and database ports cost about a second;
+   ends the wait early, so web and database ports cost a fraction of a second;
 3. a 220 greeting is followed by EHLO (250 = SMTP), then LHLO (250 = LMTP),
    then HELO; a 220 greeting that refuses all three is FTP-like, not SMTP.
 
@@ -378,7 +378,7 @@ CONNECT_BUDGET = 3.0
 
 
 async def probe_port(
-    dial: Dialler, host: str, port: int, *, patience: float = 8.0, active_after: float = 0.5
+    dial: Dialler, host: str, port: int, *, patience: float = 8.0, active_after: float = 0.25
 ) -> Verdict:
     """Classify one port. Never raises; returns within ``patience`` plus the
     time of a dialogue (connect + greeting + three commands) even against a tarpit."""
