@@ -9,6 +9,9 @@ For each image, N times:
               namespace (nsenter), so it sees the same ports smtpgate sees,
               loopback-only ones included; container start/stop not counted
   (d) static  `smtpgate scan IMAGE --static`, when the CLI supports it
+Then the VM fixture disks (fixtures/vm/build.sh, when built): `smtpgate scan
+--vm DISK --static` (offline) for each, and `smtpgate scan --vm DISK` (booted
+under qemu, 1.5-2 min each without KVM) for the first --vm-boot of them.
 Prints a table per image with the median and worst of each, the ratios b/a
 and c/b, smtpgate's peak RSS, and which ports each tool called SMTP. Not a
 test: the numbers depend on the machine; the closing notes quote them.
@@ -52,14 +55,14 @@ def plain(image: str) -> None:
     sh("docker", "rm", "-f", cid)
 
 
-def scan(image: str, *extra: str) -> tuple[int, dict, int]:
-    """Exit code, JSON report, peak RSS in KiB (GNU time)."""
+def scan(*args: str) -> tuple[int, dict, int]:
+    """Exit code, JSON report, peak RSS in KiB (GNU time), of `smtpgate scan ARGS`."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "r.json"
         rss = Path(tmp) / "rss"
         done = subprocess.run(
-            ["/usr/bin/time", "-o", str(rss), "-f", "%M", *smtpgate_cmd(), "scan", image, "--json", str(report),
-             "-q", *extra],
+            ["/usr/bin/time", "-o", str(rss), "-f", "%M", *smtpgate_cmd(), "scan", *args, "--json", str(report),
+             "-q"],
             capture_output=True, text=True,
         )
         data = json.loads(report.read_text()) if report.exists() else {}
@@ -83,6 +86,26 @@ def nmap(image: str) -> tuple[float, set[int], set[int]]:
         return seconds, {int(p) for p, svc in ports if "smtp" in svc}, {int(p) for p, _ in ports}
     finally:
         sh("docker", "rm", "-f", cid, check=False)
+
+
+def vm_disks() -> list[Path]:
+    """The VM fixture disks of the current build inputs, if built."""
+    done = sh("bash", str(ROOT / "fixtures" / "vm" / "build.sh"), "--print-dir", check=False)
+    folder = Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+    return sorted(folder.glob("*.qcow2")) if folder and folder.is_dir() else []
+
+
+def bench_vms(disks: list[Path], boot: int) -> None:
+    print(f"\n{'VM disk':24} {'offline':>8} {'booted':>8}  exit offline/booted")
+    preferred = sorted(disks, key=lambda d: (d.stem != "postfix-all", d.stem))
+    booted = {d for d in preferred if d.stem != "unbootable"}
+    booted = set(sorted(booted, key=preferred.index)[:boot])
+    for disk in preferred:
+        off, (code_off, _, _) = timed(lambda d=disk: scan("--vm", str(d), "--static"))
+        on, code_on = float("nan"), "-"
+        if disk in booted:
+            on, (code_on, _, _) = timed(lambda d=disk: scan("--vm", str(d)))
+        print(f"{disk.stem:24} {off:8.1f} {on:8.1f}  {code_off}/{code_on}", flush=True)
 
 
 def supports_static() -> bool:
@@ -116,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--images", nargs="*")
     ap.add_argument("--no-nmap", action="store_true")
+    ap.add_argument("--vm-boot", type=int, default=1, metavar="N",
+                    help="boot this many VM fixture disks (default 1: postfix-all); 0 = offline VM scans only")
+    ap.add_argument("--no-vm", action="store_true", help="no VM scans at all")
     args = ap.parse_args(argv)
     if os.geteuid() != 0:
         print("bench: run as root (./dev bench)", file=sys.stderr)
@@ -146,6 +172,11 @@ def main(argv: list[str] | None = None) -> int:
     over = [statistics.median(r["scan"]) - statistics.median(r["plain"]) for r in rows]
     print(f"scan minus plain: median {statistics.median(over):.2f} s, worst {max(over):.2f} s")
     sh("docker", "rm", "-f", *sh("docker", "ps", "-aq", "--filter", f"label={LABEL}").stdout.split(), check=False)
+    disks = [] if args.no_vm else vm_disks()
+    if disks:
+        bench_vms(disks, args.vm_boot)
+    elif not args.no_vm:
+        print("\nno VM fixture disks built (fixtures/vm/build.sh): VM scans not timed")
     return 0
 
 
