@@ -75,7 +75,8 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     since = start
     cpu_mark = (start, 0.0)
     snap = Snapshot((), ())
-    quiet = _Quiet(target, opts)
+    quiet = _Quiet(target, opts, exposed)
+    was_unfired = False
     while True:
         now = time.monotonic()
         state = target.state()
@@ -87,9 +88,12 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
             last_keys, since, cpu_mark = keys, now, (now, snap.cpu_seconds)
         window = opts.settle_window if snap.listeners else opts.settle_quiet
         waited = now - start
-        if quiet.parked(snap, now, state.health) and not _short_waits(snap, opts):
+        if quiet.parked(snap, now, waited, state.health) and not _short_waits(snap, opts):
             how = " (every thread waiting for connections, a child, or a timer)"
             return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health, opts, how))
+        if was_unfired and not quiet.unfired:
+            since = max(since, now - window / 2)  # a timer just fired: what it did shows at the next looks
+        was_unfired = quiet.unfired
         stable = now - since >= window
         timer_pending = quiet.unfired and waited < opts.wait_after
         if stable and (timer_pending or _starting_up(snap, cpu_mark, now, exposed, waited, opts)):
@@ -110,38 +114,70 @@ class _Quiet:
     while a short timer has not fired yet (supervisord starts its programs on
     its first one-second tick)."""
 
-    def __init__(self, target: Target, opts: ScanOptions):
-        self.target, self.opts = target, opts
+    def __init__(self, target: Target, opts: ScanOptions, exposed: tuple[int, ...]):
+        self.target, self.opts, self.exposed = target, opts, set(exposed)
         self.fingerprint: tuple | None = None
-        self.since = 0.0  # the last change, or the last time anything ran
+        self.since = 0.0  # the last change, or the last time anything ran or was not parked
         self.cpu = (0.0, 0.0)  # (when, CPU seconds) at the last look
-        self.seen: dict[int, int] = {}  # run counts of threads first seen on a short timer
+        self.seen: dict[int, tuple[str, int]] = {}  # threads first seen on a short timer: (wait site, run count)
+        self.timerfds: dict[tuple[int, int], int] = {}  # timerfds first seen armed: expirations then
         self.known = True
-        self.unfired = False  # some thread waits on a short timer that has not fired since first seen
+        self.unfired = False  # some timer that can fire soon has not fired since first seen
 
-    def parked(self, snap: Snapshot, now: float, health: str | None) -> bool:
+    def parked(self, snap: Snapshot, now: float, waited: float, health: str | None) -> bool:
+        """Every thread parked, continuously, for the fast window (the threads are
+        read after the snapshot: a thread that leaves its wait in between is
+        seen at the next look, and the quiet starts again)."""
         if not self.known:
             return False
         if snap.fingerprint != self.fingerprint:  # a listener or a process came or went: start afresh
             self.fingerprint, self.since = snap.fingerprint, now
-            self.seen = {}
+            self.seen, self.timerfds = {}, {}
         if snap.runnable or snap.cpu_seconds - self.cpu[1] > 0.25 * (now - self.cpu[0]):
             self.since = now  # busy since the last look: the quiet starts now
         self.cpu = (now, snap.cpu_seconds)
-        threads = self._threads(snap)  # every poll: a timer must be seen before it fires to count
+        threads = self._ask(self.target.threads, snap)  # every poll: a timer must be seen before it fires
         if threads is None:
             self.known = self.unfired = False  # this target cannot tell: the plain window it is
             return False
         busy, unfired = parked.all_parked(self.seen, threads, self.opts.long_wait)
         self.unfired = bool(unfired)
-        if self.opts.settle_fast <= 0 or busy or unfired:
+        if busy or unfired:
+            self.since = now
             return False
-        window = self.opts.settle_fast if snap.listeners else 2 * self.opts.settle_fast
-        return now - self.since >= window and health != "starting" and snap.owners_readable
+        if self.opts.settle_fast <= 0 or health == "starting" or not snap.owners_readable:
+            return False
+        ports = {li.port for li in snap.listeners}
+        if not ports and parked.timers_within(threads, self.opts.long_wait):
+            return False  # nothing listens and a ticker runs: the plain window, held while timers are unfired
+        hold = self.opts.wait_after - waited
+        if self.exposed and not ports & self.exposed and hold > 0 and \
+                parked.timers_within(threads, self.opts.wait_after):
+            # an EXPOSEd port may still open when a timer fires before wait_after (a timer
+            # longer than that cannot: it started after the container did): the plain rules decide
+            return False
+        window = self.opts.settle_fast if ports else 2 * self.opts.settle_fast
+        if now - self.since < window:
+            return False
+        return not self._timerfd_pending(snap, max(hold, self.opts.settle_window))
 
-    def _threads(self, snap: Snapshot) -> tuple[parked.ThreadWait, ...] | None:
+    def _timerfd_pending(self, snap: Snapshot, horizon: float) -> bool:
+        """A timerfd (systemd's RestartSec=, sd-event) firing soon, behind a wait
+        without timeout, that has not fired since first seen."""
+        armed = self._ask(getattr(self.target, "timerfds", None), snap, horizon) or {}
+        pending = False
+        for key, ticks in armed.items():
+            first = self.timerfds.setdefault(key, ticks)
+            pending = pending or ticks <= first
+        self.unfired = self.unfired or pending
+        return pending
+
+    @staticmethod
+    def _ask(method, *args):
+        if method is None:
+            return None
         try:
-            return self.target.threads(snap)
+            return method(*args)
         except Exception:  # noqa: BLE001 - an early way out only; the window still applies
             return None
 

@@ -62,20 +62,28 @@ class ThreadWait:
     tid: int  # as this host sees it
     runs: int  # context switches so far: grows each time the thread wakes
     wait: float | None  # seconds its current wait may last (inf: only an outside event ends it); None: not waiting
+    site: str = ""  # system call number @ program counter: the same wait when the thread comes back to it
 
 
 def syscall_table(machine: str | None = None) -> dict[int, tuple[str, int] | None] | None:
     return _TABLES.get((machine or platform.machine()).lower())
 
 
+MAX_THREADS = 4096  # more than this, or reading for longer than READ_BUDGET: the plain window it is
+READ_BUDGET = 0.5
+
+
 def read_threads(proc_root: str, host_pids: Iterable[int]) -> tuple[ThreadWait, ...] | None:
     """Every thread of these processes; None when this machine's system calls
-    are unknown here."""
+    are unknown here, or there are too many threads to read quickly."""
     table = syscall_table()
     if table is None:
         return None
     out: list[ThreadWait] = []
+    deadline = time.monotonic() + READ_BUDGET
     for pid in host_pids:
+        if len(out) > MAX_THREADS or time.monotonic() > deadline:
+            return None
         base = os.path.join(proc_root, str(pid))
         try:
             tids = [int(t) for t in os.listdir(os.path.join(base, "task")) if t.isdigit()]
@@ -105,7 +113,9 @@ def read_thread(base: str, tid: int, table: dict[int, tuple[str, int] | None]) -
     if state != "S":  # running, runnable, or blocked on a disk (D): busy starting
         return ThreadWait(tid, runs, None)
     syscall = _read(os.path.join(task, "syscall"))
-    return ThreadWait(tid, runs, classify(syscall, table, lambda addr, size: _peek(base, addr, size)))
+    parts = (syscall or "").split()
+    site = f"{parts[0]}@{parts[-1]}" if len(parts) > 1 else ""
+    return ThreadWait(tid, runs, classify(syscall, table, lambda addr, size: _peek(base, addr, size)), site)
 
 
 def classify(syscall: str | None, table: dict[int, tuple[str, int] | None], peek=None) -> float | None:
@@ -132,23 +142,40 @@ def classify(syscall: str | None, table: dict[int, tuple[str, int] | None], peek
     if kind == "ms":
         ms = struct.unpack("<i", struct.pack("<I", arg & 0xFFFFFFFF))[0]
         return math.inf if ms < 0 else ms / 1000
+    if kind == "futex" and args[1] & 0x7F not in (_FUTEX_WAIT, _FUTEX_WAIT_BITSET):
+        return None  # a PI lock or a requeue: not a plain wait
     if arg == 0:
         return math.inf  # a NULL timeout: wait for ever
     if kind == "futex":
-        op = args[1] & 0x7F
-        if op not in (_FUTEX_WAIT, _FUTEX_WAIT_BITSET):
-            return None
         seconds = _timespec(peek, arg)
-        if seconds is None or op == _FUTEX_WAIT:
+        if seconds is None or args[1] & 0x7F == _FUTEX_WAIT:
             return seconds
         clock = time.CLOCK_REALTIME if args[1] & _FUTEX_CLOCK_REALTIME else time.CLOCK_MONOTONIC
-        return max(0.0, seconds - time.clock_gettime(clock))
+        return _until(seconds, clock)
     if kind == "clock_ns":
         seconds = _timespec(peek, arg)
         if seconds is None or not args[1] & _TIMER_ABSTIME:
             return seconds
-        return max(0.0, seconds - time.clock_gettime(args[0]))
+        return _until(seconds, args[0])
     return _timespec(peek, arg) if kind == "ts" else _timeval(peek, arg)
+
+
+# Clocks an absolute deadline may be on, as this process reads them: realtime,
+# monotonic, boottime (and their _ALARM twins), TAI. Negative ids are CPU
+# clocks of the sleeper itself: not readable from here.
+_CLOCKS = {0: 0, 1: 1, 7: 7, 8: 0, 9: 7, 11: 11}
+
+
+def _until(deadline: float, clock: int) -> float | None:
+    """Seconds from now to an absolute deadline on a clock; None for clocks
+    this process cannot read for the sleeper."""
+    ours = _CLOCKS.get(clock)
+    if ours is None:
+        return None
+    try:
+        return max(0.0, deadline - time.clock_gettime(ours))
+    except (OSError, OverflowError, ValueError):
+        return None
 
 
 def _timespec(peek, addr: int) -> float | None:
@@ -198,21 +225,78 @@ def _read(path: str) -> str | None:
         return None
 
 
-def all_parked(seen: dict[int, int], now: Iterable[ThreadWait], long_wait: float) -> tuple[list[int], list[int]]:
+def all_parked(
+    seen: dict[int, tuple[str, int]], now: Iterable[ThreadWait], long_wait: float,
+) -> tuple[list[int], list[int]]:
     """Which threads are not parked: (busy, unfired). A thread is parked when
     it waits for the outside world, or on a timer longer than ``long_wait`` (a
     periodic tick), or on a shorter timer that has fired since we first saw
-    it waiting (its run count grew) without anything we could see happening.
-    Busy threads run or wait on something else (a disk, a connect); unfired
-    ones wait on a short timer that has not fired since first seen: start-up
-    may go on when it does. ``seen`` remembers, per thread, its run count when
-    first seen on a short timer; the caller empties it when anything changes."""
+    it waiting there (its run count grew, and it came back to the same wait)
+    without anything we could see happening. Busy threads run or wait on
+    something else (a disk, a connect); unfired ones wait on a short timer
+    that has not fired since first seen: start-up may go on when it does.
+    ``seen`` remembers, per thread, the wait it was first seen in and its run
+    count then; the caller empties it when anything changes."""
     busy, unfired = [], []
     for thread in now:
         if thread.wait is None:
             busy.append(thread.tid)
-        elif thread.wait < long_wait:
-            first = seen.setdefault(thread.tid, thread.runs)
-            if not thread.runs > first >= 0:
+        elif thread.wait <= long_wait:
+            first = seen.get(thread.tid)
+            if first is None or first[0] != thread.site:
+                seen[thread.tid] = (thread.site, thread.runs)  # a new wait: it must fire once to count
+                unfired.append(thread.tid)
+            elif not thread.runs > first[1] >= 0:
                 unfired.append(thread.tid)
     return busy, unfired
+
+
+def timers_within(threads: Iterable[ThreadWait], horizon: float) -> bool:
+    """Does any thread wait on a timer of at most ``horizon`` seconds (one that
+    can fire while we still watch)?"""
+    return any(t.wait is not None and t.wait <= horizon for t in threads)
+
+
+_TIMERFD = "anon_inode:[timerfd]"
+
+
+def armed_timerfds(proc_root: str, host_pids: Iterable[int], horizon: float) -> dict[tuple[int, int], int]:
+    """Timers hidden behind a wait without timeout: timerfds (systemd's
+    RestartSec=, sd-event, libuv) that fire within ``horizon`` seconds, as
+    {(pid, fd): expirations so far}. A wait that only an outside event ends
+    is not the whole story when such a timer is one of its events."""
+    found: dict[tuple[int, int], int] = {}
+    deadline = time.monotonic() + READ_BUDGET
+    for pid in host_pids:
+        fd_dir = os.path.join(proc_root, str(pid), "fd")
+        try:
+            names = os.listdir(fd_dir)
+        except OSError:
+            continue
+        for name in names[:65536]:
+            if time.monotonic() > deadline:
+                return found
+            try:
+                if os.readlink(os.path.join(fd_dir, name)) != _TIMERFD:
+                    continue
+            except OSError:
+                continue
+            info = _read(os.path.join(proc_root, str(pid), "fdinfo", name)) or ""
+            fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
+            remaining = _pair_seconds(fields.get("it_value", ""))
+            if remaining is not None and 0 < remaining <= horizon:
+                try:
+                    found[(pid, int(name))] = int(fields.get("ticks", "0").strip())
+                except ValueError:
+                    found[(pid, int(name))] = 0
+    return found
+
+
+def _pair_seconds(text: str) -> float | None:
+    """'(1, 500000000)' -> 1.5"""
+    numbers = text.strip().strip("()").split(",")
+    try:
+        sec, nsec = (int(n) for n in numbers)
+    except ValueError:
+        return None
+    return sec + nsec / 1e9

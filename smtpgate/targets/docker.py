@@ -348,6 +348,11 @@ class DockerImageTarget(Target):
             return None  # reading other users' blocked system calls needs root on the engine's host
         return parked.read_threads("/proc", snap.host_pids)
 
+    def timerfds(self, snap: Snapshot, horizon: float) -> dict[tuple[int, int], int] | None:
+        if self.method != "host-proc+netns" or not snap.host_pids:
+            return None
+        return parked.armed_timerfds("/proc", snap.host_pids, horizon)
+
     def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
         """Through the helper's agent when there is one; else None (use dialler())."""
         if self.method != "helper" or self.helper is None:

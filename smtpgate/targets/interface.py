@@ -56,6 +56,12 @@ class Target(abc.ABC):
         settling then relies on its plain window."""
         return None
 
+    def timerfds(self, snap: Snapshot, horizon: float) -> dict[tuple[int, int], int] | None:
+        """Timerfds of the snapshot's processes that fire within ``horizon``
+        seconds, with their expirations so far (smtpgate.collect.parked); None
+        when this target cannot tell."""
+        return None
+
     def __enter__(self) -> Target:
         try:
             self.start()

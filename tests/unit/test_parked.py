@@ -113,23 +113,64 @@ def test_running_and_zombie_threads(tmp_path, monkeypatch):
     assert [t.wait for t in parked.read_threads(root, pids)] == [None, math.inf, None]
 
 
-def tw(tid: int, runs: int, wait: float | None) -> parked.ThreadWait:
-    return parked.ThreadWait(tid, runs, wait)
+def tw(tid: int, runs: int, wait: float | None, site: str = "7@0x7f00") -> parked.ThreadWait:
+    return parked.ThreadWait(tid, runs, wait, site)
 
 
 def test_a_short_timer_counts_once_it_has_fired_unseen_anything():
-    seen: dict[int, int] = {}
+    seen: dict = {}
     # supervisord on its 1 s tick, first seen: unfired (it may start a program when it fires)
     assert parked.all_parked(seen, [tw(7, 176, 1.0), tw(9, 40, math.inf)], long_wait=5.0) == ([], [7])
     assert parked.all_parked(seen, [tw(7, 176, 1.0), tw(9, 41, math.inf)], long_wait=5.0) == ([], [7])
-    # it woke and waits again: parked
+    # it woke and waits again in the same place: parked
     assert parked.all_parked(seen, [tw(7, 177, 1.0), tw(9, 41, math.inf)], long_wait=5.0) == ([], [])
+
+
+def test_a_thread_that_moves_to_another_timer_must_see_that_one_fire():
+    seen: dict = {}
+    assert parked.all_parked(seen, [tw(7, 10, 1.0)], long_wait=5.0) == ([], [7])
+    assert parked.all_parked(seen, [tw(7, 11, 1.0)], long_wait=5.0) == ([], [])
+    # the countdown is over; a 3 s wait somewhere else follows (a retry, a start-up delay)
+    assert parked.all_parked(seen, [tw(7, 12, 3.0, "230@0x4011")], long_wait=5.0) == ([], [7])
+    assert parked.all_parked(seen, [tw(7, 13, 3.0, "230@0x4011")], long_wait=5.0) == ([], [])
 
 
 def test_long_timers_and_outside_waits_park_at_once_running_threads_never():
     assert parked.all_parked({}, [tw(1, 5, 60.0), tw(2, 3, math.inf)], long_wait=5.0) == ([], [])
     assert parked.all_parked({}, [tw(1, 5, 60.0), tw(2, 3, None)], long_wait=5.0) == ([2], [])
-    assert parked.all_parked({}, [tw(1, -1, 0.5)], long_wait=5.0) == ([], [1])  # run count unknown: never fires
+    assert parked.all_parked({}, [tw(1, 5, 5.0)], long_wait=5.0) == ([], [1])  # glibc's 5 s DNS try is short
+    seen: dict = {}
+    parked.all_parked(seen, [tw(1, -1, 0.5)], long_wait=5.0)
+    assert parked.all_parked(seen, [tw(1, -1, 0.5)], long_wait=5.0) == ([], [1])  # run count unknown: never fires
+
+
+def test_timers_within():
+    assert parked.timers_within([tw(1, 1, math.inf), tw(2, 1, 8.0)], 8.0)
+    assert not parked.timers_within([tw(1, 1, math.inf), tw(2, 1, 60.0), tw(3, 1, None)], 8.0)
+
+
+def test_futex_lock_pi_without_timeout_is_not_a_plain_wait():
+    assert parked.classify("202 0x563bb3843ac8 0x86 0x0 0x0 0x0 0x0 0x7ffd 0x7f0a", TABLE) is None  # LOCK_PI|PRIVATE
+    assert parked.classify("202 0x563bb3843ac8 0x80 0x0 0x0 0x0 0x0 0x7ffd 0x7f0a", TABLE) == math.inf
+
+
+def test_an_absolute_sleep_on_a_clock_we_cannot_read_is_not_parked():
+    line = "230 0xfffffffffffffffe 0x1 0x7fffb5490130 0x0 0x0 0x0 0x7fff 0x7f41"  # a CPU clock, TIMER_ABSTIME
+    memory = {0x7FFFB5490130: bytes.fromhex("3c000000000000000000000000000000")}
+    assert parked.classify(line, TABLE, lambda addr, size: memory.get(addr)) is None
+
+
+def test_armed_timerfds_from_fdinfo(tmp_path):
+    """fdinfo of a timerfd as Linux 6.x writes it (systemd's sd-event arms these)."""
+    (tmp_path / "40" / "fd").mkdir(parents=True)
+    (tmp_path / "40" / "fdinfo").mkdir()
+    for fd, value, ticks in (("5", "(2, 500000000)", 0), ("6", "(0, 0)", 3), ("7", "(3600, 0)", 1)):
+        (tmp_path / "40" / "fd" / fd).symlink_to("anon_inode:[timerfd]")
+        (tmp_path / "40" / "fdinfo" / fd).write_text(
+            f"pos:\t0\nflags:\t02004002\nmnt_id:\t15\nino:\t1057\nclockid: 1\nticks: {ticks}\n"
+            f"settime flags: 00\nit_value: {value}\nit_interval: (0, 0)\n")
+    (tmp_path / "40" / "fd" / "8").symlink_to("socket:[1234]")
+    assert parked.armed_timerfds(str(tmp_path), [40, 41], horizon=8.0) == {(40, 5): 0}
 
 
 @pytest.mark.parametrize(("cmdline", "seconds"), [

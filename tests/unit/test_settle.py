@@ -150,3 +150,37 @@ def test_exposed_port_not_open_is_not_waited_for_when_everything_is_parked(clock
     out = gate.settle(target, gate.ScanOptions(), exposed=(25,))
     assert clock.now - target.start < 1.0
     assert "EXPOSEd port(s) 25 not listening when settled" in out.notes
+
+
+def test_a_timer_that_fires_between_the_snapshot_and_the_thread_read_is_not_trusted(clock):
+    """The 3 s timer fires, the thread listens and goes back to accept just after
+    the snapshot was read: the threads look parked, the snapshot is stale."""
+    web = listener(8080)
+    steps = [
+        (0.0, snap([web]), [ThreadWait(1, 10, 3.0, "232@0x1")]),
+        (3.0, snap([web]), [ThreadWait(1, 11, math.inf, "43@0x2")]),  # stale snapshot, fresh threads
+        (3.1, snap([web, listener(2525)]), [ThreadWait(1, 11, math.inf, "43@0x2")]),
+    ]
+    out, took, _ = settle(clock, steps)
+    assert sorted(li.port for li in out.snapshot.listeners) == [2525, 8080]
+
+
+def test_an_exposed_port_is_waited_for_while_a_timer_can_still_fire(clock):
+    """supervisord-like: a 1 s ticker, EXPOSE 25, the program retries and binds at 4 s."""
+    steps = [
+        (0.0, snap(), [ThreadWait(1, 10, 1.0, "7@0x1")]),
+        *[(float(i), snap(), [ThreadWait(1, 10 + i, 1.0, "7@0x1")]) for i in range(1, 4)],
+        (4.0, snap([listener(25)]), [ThreadWait(1, 20, 1.0, "7@0x1")]),
+        (5.0, snap([listener(25)]), [ThreadWait(1, 21, 1.0, "7@0x1")]),
+    ]
+    target = Scripted(clock, steps)
+    out = gate.settle(target, gate.ScanOptions(), exposed=(25,))
+    assert [li.port for li in out.snapshot.listeners] == [25]
+
+
+def test_nothing_listening_with_a_ticker_takes_the_plain_quiet_window(clock):
+    steps = [(0.0, snap(), [ThreadWait(1, 10, 0.5, "7@0x1")]),
+             *[(0.5 * i, snap(), [ThreadWait(1, 10 + i, 0.5, "7@0x1")]) for i in range(1, 10)]]
+    out, took, _ = settle(clock, steps)
+    assert took >= 2.0
+    assert "every thread" not in out.notes[0]
