@@ -14,6 +14,9 @@ arguments; needs ptrace access to the process, i.e. root for other users'
 processes) and, for timeouts passed by pointer, /proc/<pid>/mem. Only x86_64
 and aarch64 system-call numbers are known; on other machines, and for 32-bit
 processes, nothing counts as parked and settling uses its plain window.
+Timers a wait without timeout can hide: timerfds are read from
+/proc/<pid>/fdinfo (armed_timerfds); alarm()/setitimer and socket receive
+timeouts are not visible in /proc and are not seen.
 """
 
 from __future__ import annotations
