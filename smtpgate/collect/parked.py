@@ -160,7 +160,7 @@ def classify(syscall: str | None, table: dict[int, tuple[str, int] | None], peek
         if seconds is None or not args[1] & _TIMER_ABSTIME:
             return seconds
         return _until(seconds, args[0])
-    return _timespec(peek, arg) if kind == "ts" else _timeval(peek, arg)
+    return _timespec(peek, arg, 1e-9 if kind == "ts" else 1e-6)
 
 
 # Clocks an absolute deadline may be on, as this process reads them: realtime,
@@ -181,20 +181,14 @@ def _until(deadline: float, clock: int) -> float | None:
         return None
 
 
-def _timespec(peek, addr: int) -> float | None:
+def _timespec(peek, addr: int, unit: float = 1e-9) -> float | None:
+    """A struct timespec (or, with unit 1e-6, a struct timeval: both are two
+    64-bit fields here) at ``addr`` in the sleeper's memory, in seconds."""
     raw = peek(addr, 16) if peek else None
     if raw is None or len(raw) != 16:
         return None
-    sec, nsec = struct.unpack("<qq", raw)
-    return sec + nsec / 1e9 if sec >= 0 else None
-
-
-def _timeval(peek, addr: int) -> float | None:
-    raw = peek(addr, 16) if peek else None
-    if raw is None or len(raw) != 16:
-        return None
-    sec, usec = struct.unpack("<qq", raw)
-    return sec + usec / 1e6 if sec >= 0 else None
+    sec, fraction = struct.unpack("<qq", raw)
+    return sec + fraction * unit if sec >= 0 else None
 
 
 def _peek(base: str, addr: int, size: int) -> bytes | None:

@@ -189,3 +189,13 @@ def test_armed_timerfds_from_fdinfo(tmp_path):
 ])
 def test_sleep_seconds(cmdline, seconds):
     assert sleep_seconds(cmdline) == seconds
+
+
+def test_select_reads_a_timeval_and_pselect6_a_timespec():
+    tv = {0x7FFD1000: bytes.fromhex("0100000000000000" "20a1070000000000")}  # 1 s + 500000 us
+    select = "23 0x5 0x7ffd2000 0x0 0x0 0x7ffd1000 0x0 0x7ffd 0x7f"
+    assert parked.classify(select, TABLE, lambda a, n: tv.get(a)) == 1.5
+    ts = {0x7FFD1000: bytes.fromhex("0100000000000000" "0065cd1d00000000")}  # 1 s + 500000000 ns
+    pselect6 = "270 0x5 0x7ffd2000 0x0 0x0 0x7ffd1000 0x0 0x7ffd 0x7f"
+    assert parked.classify(pselect6, TABLE, lambda a, n: ts.get(a)) == 1.5
+    assert parked.classify("23 0x5 0x7ffd2000 0x0 0x0 0x0 0x0 0x7ffd 0x7f", TABLE) == math.inf  # NULL: for ever
