@@ -45,7 +45,13 @@ class NetnsDialler:
             os.close(self.ns_fd)
             self.ns_fd = -1
 
-    def _make(self, family: int) -> socket.socket:
+    def sock_diag(self):
+        """A NETLINK_SOCK_DIAG socket of the namespace (smtpgate.collect.sockdiag)."""
+        from smtpgate.collect.sockdiag import NETLINK_SOCK_DIAG, SockDiag
+
+        return SockDiag(self._make(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG))
+
+    def _make(self, family: int, kind: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
         box: dict[str, object] = {}
 
         def work() -> None:
@@ -53,7 +59,7 @@ class NetnsDialler:
             try:
                 _setns(self.ns_fd)
                 try:
-                    box["sock"] = socket.socket(family, socket.SOCK_STREAM)
+                    box["sock"] = socket.socket(family, kind, proto)
                 finally:
                     _setns(own)
             except BaseException as exc:  # handed to the caller's thread

@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from smtpgate.collect import observe, parked
+from smtpgate.collect import observe, parked, procfs
 from smtpgate.collect.netns import NetnsDialler
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.parked import ThreadWait
@@ -112,6 +112,7 @@ class DockerImageTarget(Target):
         self.network: Any = None
         self.pid: int | None = None
         self._dialler: NetnsDialler | None = None
+        self._diag: Any = None  # sock_diag of the container's namespace; False: not available
         self._healthcheck = False
         self.exposed_tcp_ports: tuple[int, ...] = ()
         self.method = ""
@@ -162,6 +163,7 @@ class DockerImageTarget(Target):
             dialler, self._dialler = self._dialler, None
             if dialler is not None:
                 dialler.close()
+            self._close_diag()
             problems = []
             if self.helper is not None:
                 try:
@@ -333,7 +335,9 @@ class DockerImageTarget(Target):
 
     def snapshot(self) -> Snapshot:
         if self.method.startswith("host-proc") and self.pid:
-            return without_engine_dns(observe.read_snapshot("/proc", self.pid, marker=self.container.id))
+            return without_engine_dns(
+                observe.read_snapshot("/proc", self.pid, marker=self.container.id, listening=self._listening())
+            )
         if self.method == "helper" and self.helper is not None:
             try:
                 return without_engine_dns(self.helper.snapshot())
@@ -342,6 +346,36 @@ class DockerImageTarget(Target):
         if self.method == "exited":
             return Snapshot((), ())
         raise TargetError(f"no way to observe {self.ref}: {'; '.join(self.notes)}")
+
+    def _listening(self):
+        """sock_diag inside the container's namespace when it works (root), else
+        None: /proc/<pid>/net/tcp{,6}, which costs the kernel far more per look."""
+        if self._diag is None:
+            self._diag = False
+            dialler = self.dialler() if self.method == "host-proc+netns" else None
+            if dialler is not None:
+                try:
+                    self._diag = dialler.sock_diag()
+                    self._diag.listening()
+                except OSError:
+                    self._close_diag()
+        if not self._diag:
+            return None
+        diag = self._diag
+
+        def listening():
+            try:
+                return diag.listening()
+            except OSError:  # never seen; /proc still knows
+                self._close_diag()
+                return procfs.read_listening(f"/proc/{self.pid}")
+
+        return listening
+
+    def _close_diag(self) -> None:
+        diag, self._diag = self._diag, False
+        if diag:
+            diag.close()
 
     def threads(self, snap: Snapshot) -> tuple[ThreadWait, ...] | None:
         if self.method != "host-proc+netns" or not snap.host_pids:
