@@ -205,8 +205,10 @@ class DockerImageTarget(Target):
     def _lookup(self, kind: str) -> Any:
         """An object named after this scan, if the engine made it after all."""
         try:
-            collection = self._client.containers if kind == "container" else self._client.networks
-            found = collection.list(**({"all": True} if kind == "container" else {}), filters={"name": self.scan_id})
+            if kind == "container":
+                found = self._client.containers.list(all=True, sparse=True, filters={"name": self.scan_id})
+                return next((c for c in found if _sparse_name(c) == self.scan_id), None)
+            found = self._client.networks.list(filters={"name": self.scan_id})
         except Exception:  # noqa: BLE001 - nothing to find, or no engine
             return None
         return next((o for o in found if o.name == self.scan_id), None)
@@ -459,10 +461,19 @@ def _owner_alive(labels: dict[str, str]) -> bool:
     return True
 
 
-def _age(created: str) -> float:
-    """Seconds since an engine timestamp like 2026-11-27T21:30:00.123456789Z."""
-    import datetime as dt
+def _sparse_name(container: Any) -> str:
+    names = container.attrs.get("Names") or [container.attrs.get("Name") or container.id[:12]]
+    return str(names[0]).lstrip("/")
 
+
+def _age(created: str | int | float) -> float:
+    """Seconds since an engine timestamp like 2026-11-27T21:30:00.123456789Z
+    (inspect) or 1795815000 (a container list)."""
+    import datetime as dt
+    import time as _time
+
+    if isinstance(created, (int, float)):
+        return _time.time() - created
     stamp = created.rstrip("Z").split(".")[0]
     try:
         then = dt.datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S").replace(tzinfo=dt.timezone.utc)
@@ -471,7 +482,7 @@ def _age(created: str) -> float:
     return (dt.datetime.now(dt.timezone.utc) - then).total_seconds()
 
 
-def _leftover(labels: dict[str, str], created: str, older_than: float) -> bool:
+def _leftover(labels: dict[str, str], created: str | int | float, older_than: float) -> bool:
     """Left by a crashed run: its owner process is gone (same host), or, when
     the owner ran elsewhere (a remote engine), it is older than ``older_than``."""
     if _owner_alive(labels):
@@ -491,9 +502,11 @@ def cleanup(client: Any = None, *, older_than: float = 3600.0, force: bool = Fal
     removed: list[str] = []
     spared: list[str] = []
     try:
-        for container in client.containers.list(all=True, filters={"label": LABEL}):
-            name = f"container {container.name}"
-            if force or _leftover(container.labels, container.attrs.get("Created", ""), older_than):
+        # sparse: no inspect per container, which fails (404) when another scan
+        # removes its container between the list and the inspect
+        for container in client.containers.list(all=True, sparse=True, filters={"label": LABEL}):
+            name = f"container {_sparse_name(container)}"
+            if force or _leftover(container.attrs.get("Labels") or {}, container.attrs.get("Created", ""), older_than):
                 with contextlib.suppress(NotFound):
                     container.remove(force=True)
                 removed.append(name)
