@@ -22,14 +22,12 @@ import asyncio
 import dataclasses
 import json
 import os
-import socket
 import sys
 import time
 
 from smtpgate.collect import procfs, smtp
 
 MARKER = "smtpgate-agent"
-CONNECT_TIMEOUT = 3.0
 
 
 def snapshot(proc_root: str = "/proc") -> dict:
@@ -44,24 +42,9 @@ def snapshot(proc_root: str = "/proc") -> dict:
     return {"sockets": [dataclasses.asdict(s) for s in sockets], "processes": processes, "problems": problems}
 
 
-async def _dial(host: str, port: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), CONNECT_TIMEOUT)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
-
-
 async def _probe_one(address: str, port: int, host: str, patience: float) -> dict:
     started = time.monotonic()
-    verdict = await smtp.probe_port(_dial, host, port, patience=patience)
-    if verdict.protocol == "unreachable" and address == "::" and host == "::1":
-        host = "127.0.0.1"  # IPv6 switched off inside: a dual-stack socket still takes IPv4
-        verdict = await smtp.probe_port(_dial, host, port, patience=patience)
+    verdict, host = await smtp.probe_listener(smtp.direct_dial, address, host, port, patience)
     return {"address": address, "port": port, "host": host, "verdict": dataclasses.asdict(verdict),
             "seconds": round(time.monotonic() - started, 3)}
 

@@ -10,15 +10,15 @@ networks), but needs CAP_SYS_ADMIN (root).
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import ctypes.util
 import os
 import socket
 import threading
 
+from smtpgate.collect.smtp import connect, family_of
+
 CLONE_NEWNET = 0x40000000
-CONNECT_TIMEOUT = 3.0
 
 
 def _setns(fd: int) -> None:
@@ -75,25 +75,4 @@ class NetnsDialler:
         return box["sock"]  # type: ignore[return-value]
 
     async def __call__(self, host: str, port: int) -> socket.socket:
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = self._make(family)
-        sock.setblocking(False)
-        try:
-            await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), CONNECT_TIMEOUT)
-        except BaseException:
-            sock.close()
-            raise
-        return sock
-
-
-async def direct_dial(host: str, port: int) -> socket.socket:
-    """Dial from this host's own network namespace (VM port forwards, live hosts)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setblocking(False)
-    try:
-        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), CONNECT_TIMEOUT)
-    except BaseException:
-        sock.close()
-        raise
-    return sock
+        return await connect(self._make(family_of(host)), host, port)

@@ -145,12 +145,8 @@ def dial_address(listener: Listener) -> str:
 
 
 async def _probe_one(dial: smtp.Dialler, listener: Listener, patience: float) -> SmtpProbe:
-    host = dial_address(listener)
     started = time.monotonic()
-    verdict = await smtp.probe_port(dial, host, listener.port, patience=patience)
-    if verdict.protocol == "unreachable" and listener.address == "::" and host == "::1":
-        host = "127.0.0.1"  # IPv6 switched off inside: a dual-stack socket still takes IPv4
-        verdict = await smtp.probe_port(dial, host, listener.port, patience=patience)
+    verdict, host = await smtp.probe_listener(dial, listener.address, dial_address(listener), listener.port, patience)
     return SmtpProbe(
         address=listener.address,
         port=listener.port,

@@ -36,6 +36,28 @@ HELO_NAME = "smtpgate.invalid"
 
 # What a dialler returns: a connected, non-blocking socket to (host, port).
 Dialler = Callable[[str, int], Awaitable[socket.socket]]
+CONNECT_TIMEOUT = 3.0
+
+
+def family_of(host: str) -> int:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+async def connect(sock: socket.socket, host: str, port: int) -> socket.socket:
+    """Connect a fresh socket without blocking, within CONNECT_TIMEOUT; closed on failure."""
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(asyncio.get_running_loop().sock_connect(sock, (host, port)), CONNECT_TIMEOUT)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+async def direct_dial(host: str, port: int) -> socket.socket:
+    """Dial from this process's own network namespace (VM port forwards, live
+    hosts, the helper agent inside the target)."""
+    return await connect(socket.socket(family_of(host), socket.SOCK_STREAM), host, port)
 
 
 @dataclass(frozen=True)
@@ -387,6 +409,17 @@ async def probe_port(
         return await asyncio.wait_for(_race(dial, host, port, patience, active_after), budget)
     except asyncio.TimeoutError:
         return Verdict("silent", detail=f"probe ran out of time after {budget:g} s (tarpit?)")
+
+
+async def probe_listener(dial: Dialler, address: str, host: str, port: int, patience: float) -> tuple[Verdict, str]:
+    """probe_port for a listener bound to ``address`` and dialled at ``host``;
+    the verdict and the host finally dialled. A dual-stack ``[::]`` socket in
+    a namespace with IPv6 switched off is still reached over IPv4."""
+    verdict = await probe_port(dial, host, port, patience=patience)
+    if verdict.protocol == "unreachable" and address == "::" and host == "::1":
+        host = "127.0.0.1"
+        verdict = await probe_port(dial, host, port, patience=patience)
+    return verdict, host
 
 
 _PREFERENCE = {"smtp": 0, "lmtp": 0, "other": 1, "silent": 2, "unreachable": 3}

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from smtpgate.collect import smtp
-from smtpgate.collect.netns import direct_dial
+from smtpgate.collect.smtp import direct_dial
 
 DATA = Path(__file__).parent / "data" / "transcripts"
 
