@@ -44,3 +44,15 @@ def strip_comment(line: str, marker: str = "#") -> str:
         elif ch == marker:
             return line[:i]
     return line
+
+
+def read_once(fs, path: str, seen: list[str], max_files: int) -> str | None:
+    """The text of a config file the first time an include chain reaches it,
+    at most ``max_files`` files per chain (include loops, include storms);
+    None when already read, over the bound, or unreadable."""
+    if path in seen or len(seen) >= max_files:
+        return None
+    text = fs.text(path)
+    if text is not None:
+        seen.append(path)
+    return text

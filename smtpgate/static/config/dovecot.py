@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 
 from smtpgate.model import BindScope
-from smtpgate.static.config.common import address_scope, widest
+from smtpgate.static.config.common import address_scope, read_once, widest
 from smtpgate.static.facts import ConfiguredListen
 from smtpgate.static.fs import RootFS
 
@@ -24,12 +24,9 @@ MAX_FILES = 100
 
 def _lines(fs: RootFS, path: str, problems: list[str], seen: list[str]) -> list[tuple[str, int, str]]:
     """(file, line, text) of a config and its includes, in order."""
-    if path in seen or len(seen) >= MAX_FILES:
-        return []
-    text = fs.text(path)
+    text = read_once(fs, path, seen, MAX_FILES)
     if text is None:
         return []
-    seen.append(path)
     out = []
     for number, raw in enumerate(text.splitlines(), 1):
         line = raw.split("#", 1)[0].strip() if not raw.strip().startswith("#") else ""

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 
 from smtpgate.model import BindScope
-from smtpgate.static.config.common import address_scope
+from smtpgate.static.config.common import address_scope, read_once
 from smtpgate.static.facts import ConfiguredListen
 from smtpgate.static.fs import RootFS
 
@@ -39,12 +39,9 @@ def tokens(text: str) -> list[tuple[str, int]]:
 
 
 def _expand(fs: RootFS, path: str, problems: list[str], seen: list[str]) -> list[tuple[str, int, str]]:
-    if path in seen or len(seen) >= MAX_FILES:
-        return []
-    text = fs.text(path)
+    text = read_once(fs, path, seen, MAX_FILES)
     if text is None:
         return []
-    seen.append(path)
     toks = tokens(text)
     out: list[tuple[str, int, str]] = []
     i = 0
