@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import subprocess
+import sys
+import time
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,3 +75,24 @@ def scan_image(images, tmp_path_factory, docker_client):
     yield run
     containers, networks = labelled(docker_client, os.getpid())  # ours only: other runs may share the engine
     assert not containers and not networks, "scans left labelled containers/networks behind"
+
+
+@contextlib.contextmanager
+def scan_process(client, *args: str, timeout: float = 30.0):
+    """`python -m smtpgate scan ARGS` in a subprocess, yielded once its container
+    runs; killed on the way out if it is still running, whatever happened."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smtpgate", "scan", *args],
+        env=dict(os.environ, PYTHONPATH=str(ROOT)), stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + timeout
+        while not any(c.status == "running" for c in labelled(client, proc.pid)[0]):
+            if time.monotonic() > deadline:
+                raise AssertionError("the scan never started its container")
+            time.sleep(0.1)
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -13,7 +13,7 @@ import xml.etree.ElementTree as ET
 import pytest
 
 from smtpgate.cli import main
-from tests.integration.conftest import ROOT, labelled
+from tests.integration.conftest import labelled, scan_process
 
 BASE = "smtpgate-fixture/debian-base:bookworm"
 
@@ -100,35 +100,15 @@ def test_python_dash_m_works_like_the_command():
     assert done.returncode == 2
 
 
-def _wait_for_container(client, owner_pid: int, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        containers, _ = labelled(client, owner_pid)
-        if any(c.status == "running" for c in containers):
-            return
-        time.sleep(0.1)
-    raise AssertionError("the scan never started its container")
-
-
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
 def test_interrupted_scan_leaves_nothing_behind(tmp_path, images, docker_client, sig):
     """Ctrl-C (SIGINT) or CI cancellation (SIGTERM) mid-scan: exit 2, reports
     written, no container or network left."""
     junit = tmp_path / "j.xml"
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smtpgate", "scan", "smtpgate-fixture/slow-greeting", "--junit", str(junit), "-q"],
-        env=env, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        _wait_for_container(docker_client, proc.pid)
+    with scan_process(docker_client, "smtpgate-fixture/slow-greeting", "--junit", str(junit), "-q") as proc:
         time.sleep(0.5)
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 2, stderr
     assert labelled(docker_client, proc.pid) == ([], [])
     assert "interrupted" in " ".join(junit_errors(ET.parse(junit).getroot()))

@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from smtpgate.cli import main
-from tests.integration.conftest import labelled
+from tests.integration.conftest import labelled, scan_process
 
 PYTHON = "smtpgate-fixture/python:latest"
 
@@ -158,33 +158,15 @@ def test_concurrent_scans_of_one_image_do_not_interfere(tmp_path, images):
 def test_container_removed_under_the_scan_is_exit_2_and_leaves_nothing(tmp_path, docker_client, images):
     """The engine loses the container mid-scan (someone's `docker rm -f`, an
     engine restart): exit 2 with a reason, the network and reports still fine."""
-    import subprocess
-    import sys
     import time
 
-    from tests.integration.conftest import ROOT
-
     report = tmp_path / "r.json"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "smtpgate", "scan", "smtpgate-fixture/slow-greeting", "--network", "internal",
-         "--json", str(report), "-q"],
-        env=dict(os.environ, PYTHONPATH=str(ROOT)), stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            containers, _ = labelled(docker_client, proc.pid)
-            if any(c.status == "running" for c in containers):
-                break
-            time.sleep(0.1)
+    args = ("smtpgate-fixture/slow-greeting", "--network", "internal", "--json", str(report), "-q")
+    with scan_process(docker_client, *args) as proc:
         time.sleep(1.0)
         for container in labelled(docker_client, proc.pid)[0]:
             container.remove(force=True)
         _, stderr = proc.communicate(timeout=90)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
     assert proc.returncode == 2, stderr
     assert json.loads(report.read_text())["targets"][0]["errors"]
     assert labelled(docker_client, proc.pid) == ([], [])

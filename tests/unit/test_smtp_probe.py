@@ -62,17 +62,7 @@ async def _replay_session(reader, writer, rec, delay):
 
 
 def probe_replay(rec: dict, *, delay: float = 0.0, tls_ctx=None, patience: float = 8.0) -> tuple[smtp.Verdict, float]:
-    async def main():
-        server = await asyncio.start_server(
-            lambda r, w: _replay_session(r, w, rec, delay), "127.0.0.1", 0, ssl=tls_ctx
-        )
-        port = server.sockets[0].getsockname()[1]
-        started = time.monotonic()
-        async with server:
-            verdict = await smtp.probe_port(direct_dial, "127.0.0.1", port, patience=patience)
-        return verdict, time.monotonic() - started
-
-    return asyncio.run(main())
+    return _run(lambda r, w: _replay_session(r, w, rec, delay), patience, tls_ctx)
 
 
 @pytest.mark.parametrize(
@@ -252,9 +242,11 @@ def test_name_other_never_crashes(data):
     assert isinstance(smtp.name_other(data), str)
 
 
-def _run(handler, patience=3.0):
+def _run(handler, patience=3.0, tls_ctx=None) -> tuple[smtp.Verdict, float]:
+    """Serve ``handler`` on loopback, probe it; the verdict and the seconds it took."""
+
     async def main():
-        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        server = await asyncio.start_server(handler, "127.0.0.1", 0, ssl=tls_ctx)
         port = server.sockets[0].getsockname()[1]
         started = time.monotonic()
         async with server:
