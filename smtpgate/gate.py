@@ -65,10 +65,11 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     noted (images inherit EXPOSE lines from their bases).
 
     Sooner, after ``settle_fast``, when the target can show that every thread
-    is parked (smtpgate.collect.parked): nothing changed, nothing ran, and
-    every thread waits for a connection, a child, or a timer it has already
-    seen fire since the last change. Then no start-up step is pending, and
-    waiting out the window would only cost time.
+    stayed parked (smtpgate.collect.parked, _Quiet): nothing changed, nothing
+    ran, and every thread waits for a connection, a child, a long timer, or a
+    short one it has already seen fire. Then no start-up step is pending, and
+    waiting out the window would only cost time. Short timers not yet fired
+    hold the plain window too (up to ``wait_after``).
     """
     start = time.monotonic()
     last_keys: tuple | None = None
@@ -164,7 +165,7 @@ class _Quiet:
     def _timerfd_pending(self, snap: Snapshot, horizon: float) -> bool:
         """A timerfd (systemd's RestartSec=, sd-event) firing soon, behind a wait
         without timeout, that has not fired since first seen."""
-        armed = self._ask(getattr(self.target, "timerfds", None), snap, horizon) or {}
+        armed = self._ask(self.target.timerfds, snap, horizon) or {}
         pending = False
         for key, ticks in armed.items():
             first = self.timerfds.setdefault(key, ticks)
@@ -174,8 +175,6 @@ class _Quiet:
 
     @staticmethod
     def _ask(method, *args):
-        if method is None:
-            return None
         try:
             return method(*args)
         except Exception:  # noqa: BLE001 - an early way out only; the window still applies

@@ -125,11 +125,13 @@ def sleep_seconds(cmdline: tuple[str, ...]) -> float | None:
     return total
 
 
-def read_snapshot(proc_root: str, anchor_pid: int, marker: str | None = None, listening=None) -> Snapshot:
+def read_snapshot(
+    proc_root: str, anchor_pid: int, marker: str | None = None,
+    listening: tuple[list[procfs.RawSocket], list[str]] | None = None,
+) -> Snapshot:
     """Snapshot of the namespaces of ``anchor_pid`` from a /proc tree; the
-    listening sockets from ``listening()`` when given (sock_diag), else from
-    /proc/<pid>/net/tcp{,6}."""
-    sockets, problems = listening() if listening else procfs.read_listening(f"{proc_root}/{anchor_pid}")
+    listening sockets as given (sock_diag), else from /proc/<pid>/net/tcp{,6}."""
+    sockets, problems = listening or procfs.read_listening(f"{proc_root}/{anchor_pid}")
     processes = procfs.processes_like(proc_root, anchor_pid, marker)
     return build_snapshot(sockets, processes, problems)
 

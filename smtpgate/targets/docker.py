@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from smtpgate.collect import observe, parked, procfs
+from smtpgate.collect import observe, parked
 from smtpgate.collect.netns import NetnsDialler
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.parked import ThreadWait
@@ -349,30 +349,23 @@ class DockerImageTarget(Target):
             return Snapshot((), ())
         raise TargetError(f"no way to observe {self.ref}: {'; '.join(self.notes)}")
 
-    def _listening(self):
-        """sock_diag inside the container's namespace when it works (root), else
-        None: /proc/<pid>/net/tcp{,6}, which costs the kernel far more per look."""
+    def _listening(self) -> tuple[list, list[str]] | None:
+        """Listening sockets through sock_diag inside the container's namespace
+        when it works (root), else None: /proc/<pid>/net/tcp{,6}, which costs the
+        kernel far more per look."""
         if self._diag is None:
             self._diag = False
             dialler = self.dialler() if self.method == "host-proc+netns" else None
             if dialler is not None:
-                try:
+                with contextlib.suppress(OSError):
                     self._diag = dialler.sock_diag()
-                    self._diag.listening()
-                except OSError:
-                    self._close_diag()
         if not self._diag:
             return None
-        diag = self._diag
-
-        def listening():
-            try:
-                return diag.listening()
-            except OSError:  # never seen; /proc still knows
-                self._close_diag()
-                return procfs.read_listening(f"/proc/{self.pid}")
-
-        return listening
+        try:
+            return self._diag.listening()
+        except OSError:  # never seen; /proc still knows, from now on
+            self._close_diag()
+            return None
 
     def _close_diag(self) -> None:
         diag, self._diag = self._diag, False

@@ -60,6 +60,9 @@ class Scripted:
         self.thread_reads += 1
         return self._step()[2] if self.threads_known else None
 
+    def timerfds(self, snap, horizon):
+        return {}
+
 
 def listener(port, pid=1):
     return Listener("0.0.0.0", port, 4, 1000 + port, Process(pid=pid, name="srv"))
