@@ -80,7 +80,16 @@ class _Closed(Exception):
     pass
 
 
+class _Unfinished(_Closed):
+    """Time ran out while what had arrived was still the start of an SMTP
+    reply ("2", "22", "220 ready" without its line end, "220-" lines without
+    the last one, or nothing at all after a command). The peer may be an SMTP
+    server that dribbles on purpose: undecided, never "not SMTP"."""
+
+
 _REPLY_LINE = re.compile(rb"^(\d{3})([ -]|$)")
+# What an SMTP reply line can still become: up to two digits, or a code and more.
+_REPLY_PREFIX = re.compile(rb"^(\d{0,2}|\d{3}([ -].*)?)$", re.S)
 
 
 class Channel:
@@ -170,6 +179,16 @@ class LineReader:
 
     def __init__(self, channel: Channel, initial: bytes = b""):
         self.channel, self.buf = channel, initial
+        self.pending: list[str] = []  # the lines of the reply being read
+
+    def unfinished(self) -> bool:
+        """Is what arrived of the current reply so far the start of an SMTP
+        reply (nothing yet included)? Then a timeout cannot tell SMTP apart."""
+        return bool(_REPLY_PREFIX.match(self.buf))
+
+    def so_far(self) -> str:
+        """What arrived of the current reply, for messages."""
+        return _preview(("\n".join(self.pending)).encode("utf-8", "replace") + b"\n" * bool(self.pending) + self.buf)
 
     async def line(self) -> bytes:
         while b"\n" not in self.buf:
@@ -189,6 +208,7 @@ class LineReader:
     async def reply(self) -> tuple[str | None, tuple[str, ...]]:
         """One reply: (code, lines) for an SMTP-shaped reply, else (None, [first line])."""
         lines: list[str] = []
+        self.pending = lines
         while len(lines) < MAX_LINES:
             raw = await self.line()
             text = raw[:KEEP_LINE].decode("utf-8", "backslashreplace")[:KEEP_LINE]
@@ -243,10 +263,14 @@ def _preview(data: bytes) -> str:
 REPLY_TIMEOUT = 5.0  # for any one reply once the server has started talking
 
 
-async def _reply(lines: LineReader, timeout: float = REPLY_TIMEOUT) -> tuple[str | None, tuple[str, ...]]:
+async def _reply(lines: LineReader, timeout: float | None = None) -> tuple[str | None, tuple[str, ...]]:
+    timeout = REPLY_TIMEOUT if timeout is None else timeout
     try:
         return await asyncio.wait_for(lines.reply(), timeout)
     except asyncio.TimeoutError:
+        if lines.unfinished():
+            got = f"only {lines.so_far()!r}" if lines.buf or lines.pending else "nothing"
+            raise _Unfinished(f"{got} of a reply arrived within {timeout:g} s") from None
         raise _Closed(f"no complete reply within {timeout:g} s (tarpit?)") from None
 
 
@@ -265,6 +289,8 @@ async def dialogue(channel: Channel, initial: bytes, tls: bool, patience: float 
     lines = LineReader(channel, initial)
     try:
         code, greeting = await _reply(lines, max(patience, REPLY_TIMEOUT))
+    except _Unfinished as exc:
+        return Verdict("silent", tls, detail=f"an SMTP-like greeting may still be coming: {exc}")
     except _Closed as exc:
         if _REPLY_LINE.match(initial) and initial[:3] in _GREETING_CODES:
             return Verdict("silent", tls, detail=f"an SMTP-like greeting {_preview(initial)!r} began, but {exc}")
@@ -277,6 +303,8 @@ async def dialogue(channel: Channel, initial: bytes, tls: bool, patience: float 
     for verb, proto in (("EHLO", "smtp"), ("LHLO", "lmtp"), ("HELO", "smtp")):
         try:
             answer, reply = await _command(channel, lines, verb)
+        except _Unfinished as exc:  # a server that is slow to answer EHLO may still say 250
+            return Verdict("silent", tls, greeting, detail=f"{code} greeting, but to {verb} {exc}")
         except (_Closed, OSError):
             break
         if answer == "250":
@@ -378,7 +406,11 @@ async def try_tls(dial: Dialler, host: str, port: int, patience: float) -> Verdi
             verdict = await _answer_to_ehlo(channel, True, patience)
             if verdict is not None:
                 return verdict
-        return Verdict("other", True, detail="TLS service that sent no greeting", final=False)
+            # TLS works, and inside it nothing came, not even to EHLO (or only part of a
+            # record): an implicit-TLS server that greets late is still possible
+            return Verdict("silent", True, detail=f"TLS handshake done, then nothing within {patience:g} s, "
+                           "not even an answer to EHLO")
+        return Verdict("other", True, detail="TLS service that closed without a greeting", final=False)
     except (_Closed, OSError):
         return None
     finally:

@@ -335,3 +335,123 @@ def test_https_port_is_known_quickly(tls_server_context):
     verdict, seconds = asyncio.run(main())
     assert verdict.protocol == "other" and verdict.tls
     assert seconds < 3.0
+
+
+# -- an answer that is still the start of an SMTP reply when patience runs out is undecided (issue 16.1)
+
+def _dribbler(first: bytes, rest: bytes, after: float = 30.0, ehlo: bytes = b"250 dribble.example\r\n"):
+    """Sends ``first`` at once and ``rest`` only after ``after`` s (beyond any
+    patience here); then answers every command with ``ehlo``, like the server
+    smtplib talks to after 13 s in the issue."""
+
+    async def handler(reader, writer):
+        writer.write(first)
+        await writer.drain()
+        await asyncio.sleep(after)
+        writer.write(rest)
+        await writer.drain()
+        while line := await reader.readline():
+            writer.write(b"221 bye\r\n" if line.startswith(b"QUIT") else ehlo)
+            await writer.drain()
+
+    return handler
+
+
+@pytest.fixture
+def quick_replies(monkeypatch):
+    monkeypatch.setattr(smtp, "REPLY_TIMEOUT", 1.0)
+
+
+@pytest.mark.parametrize("first", [b"2", b"22", b"220", b"220 dribble.example ESMTP", b"220-dribble.example\r\n",
+                                   b"220-a\r\n220-b\r\n22"])
+def test_greeting_prefix_at_the_end_of_patience_is_undecided(quick_replies, first):
+    verdict, seconds = _run(_dribbler(first, b"0 dribble.example ESMTP\r\n"), patience=1.5)
+    assert verdict.protocol == "silent", verdict
+    assert seconds < 1.5 + 3 * 1.0 + 2
+
+
+def test_not_a_reply_prefix_is_still_other(quick_replies):
+    verdict, _ = _run(_dribbler(b"hello, ", b"world\r\n"), patience=1.5)
+    assert verdict.protocol == "other", verdict
+
+
+def test_unfinished_answer_to_ehlo_is_undecided(quick_replies):
+    async def slow_ehlo(reader, writer):
+        writer.write(b"220 dribble.example ESMTP\r\n")
+        await writer.drain()
+        await reader.readline()
+        writer.write(b"25")
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    verdict, _ = _run(slow_ehlo, patience=1.5)
+    assert verdict.protocol == "silent" and "EHLO" in verdict.detail, verdict
+
+
+def test_silent_after_ehlo_is_undecided_not_ftp_like(quick_replies):
+    async def mute(reader, writer):
+        writer.write(b"220 dribble.example ESMTP\r\n")
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    verdict, _ = _run(mute, patience=1.5)
+    assert verdict.protocol == "silent", verdict
+
+
+def test_tls_silent_after_handshake_is_undecided(quick_replies, tls_server_context):
+    """Implicit TLS that completes the handshake and then sends only part of a
+    record (or nothing) before patience runs out."""
+
+    async def tls_mute(reader, writer):
+        await asyncio.sleep(30)
+
+    verdict, _ = _run(tls_mute, patience=1.5, tls_ctx=tls_server_context)
+    assert verdict.protocol == "silent" and verdict.tls, verdict
+
+
+def test_tls_dribbled_greeting_is_undecided(quick_replies, tls_server_context):
+    verdict, _ = _run(_dribbler(b"2", b"20 dribble.example ESMTP\r\n"), patience=1.5, tls_ctx=tls_server_context)
+    assert verdict.protocol == "silent", verdict
+
+
+def test_partial_tls_record_after_handshake_is_undecided(quick_replies, tls_server_context):
+    """A raw TLS session whose server writes the first bytes of an application
+    record and stalls: the probe cannot decrypt anything, so it cannot decide."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(4)
+    port = listener.getsockname()[1]
+    stop = threading.Event()
+
+    def serve():
+        listener.settimeout(0.2)
+        held = []
+        while not stop.is_set():
+            try:
+                conn, _ = listener.accept()
+            except OSError:
+                continue
+            try:
+                conn.settimeout(2)
+                tls = tls_server_context.wrap_socket(conn, server_side=True)
+                held.append(tls)
+                raw = socket.socket(fileno=socket.dup(tls.fileno()))  # under TLS, after the handshake
+                held.append(raw)
+                raw.send(b"\x17\x03\x03\x00\x40abcde")  # a record header announcing 64 bytes, then 5
+            except (OSError, ssl.SSLError):
+                held.append(conn)
+        for s in held:
+            s.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        verdict = asyncio.run(smtp.probe_port(direct_dial, "127.0.0.1", port, patience=1.5))
+    finally:
+        stop.set()
+        thread.join(5)
+        listener.close()
+    assert verdict.protocol == "silent", verdict
