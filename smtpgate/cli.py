@@ -22,6 +22,7 @@ from typing import Any
 from smtpgate import __version__
 from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.model import EXIT_ERROR
+from smtpgate.report.sanitize import escape, for_log, inert
 
 EPILOG = "Exit codes: 0 pass, 1 unapproved SMTP service found, 2 could not decide."
 
@@ -105,6 +106,9 @@ def parser() -> argparse.ArgumentParser:
                      help="upper bound of the wait for the target to settle (default 30 s)")
     run.add_argument("--greeting-timeout", type=_positive, default=8.0, metavar="S",
                      help="patience for a delayed SMTP greeting (default 8 s; ports are probed concurrently)")
+    run.add_argument("--scan-timeout", type=_non_negative, default=120.0, metavar="S",
+                     help="bound of each whole target: start, settle, probe and static read (default 120 s; 0: "
+                          "none); past it the scan is exit 2 with what was decided until then")
     init = run.add_mutually_exclusive_group()
     init.add_argument("--boots-init", dest="boots_init", action="store_true", default=None,
                       help="judge as if the image boots an init system (default: decided from PID 1)")
@@ -163,7 +167,7 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
         opts = gate.ScanOptions(
             settle_window=args.settle_window, settle_quiet=max(2.0, args.settle_window),
             settle_fast=args.settle_fast, settle_timeout=args.settle_timeout,
-            greeting_timeout=args.greeting_timeout, boots_init=args.boots_init,
+            greeting_timeout=args.greeting_timeout, boots_init=args.boots_init, scan_timeout=args.scan_timeout,
         )
         if args.static and images:  # images judged from their filesystem and config only: nothing runs
             from smtpgate.staticgate import scan_static
@@ -266,7 +270,7 @@ def _report(args: argparse.Namespace, results: list, meta: Any, code: int) -> in
         try:
             (append_report if append else write_report)(name, results, meta, path)
         except SmtpgateError as exc:
-            print(f"smtpgate: {exc}", file=sys.stderr)
+            _say(f"smtpgate: {exc}")
             failed = True
     if not args.quiet:
         sys.stderr.write(get_report("text").render(results, meta))
@@ -302,7 +306,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _cleanup_command(args)
         return _scan_command(args, argv)
     except SmtpgateError as exc:
-        print(f"smtpgate: {exc}", file=sys.stderr)
+        _say(f"smtpgate: {exc}")
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("smtpgate: interrupted", file=sys.stderr)
@@ -316,10 +320,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _internal_error(exc: BaseException, args: argparse.Namespace) -> None:
     verbose = getattr(args, "verbose", False)
-    print(f"smtpgate: internal error: {type(exc).__name__}: {exc}"
-          + ("" if verbose else " (run with -v for the traceback)"), file=sys.stderr)
+    _say(f"smtpgate: internal error: {type(exc).__name__}: {exc}"
+         + ("" if verbose else " (run with -v for the traceback)"))
     if verbose:
-        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+        sys.stderr.write(inert(escape(trace, multiline=True)))
+
+
+def _say(message: str) -> None:
+    """One line on stderr; engine and image text in it is escaped and made
+    inert (no CI workflow command, no line break of any kind)."""
+    print(for_log(message), file=sys.stderr)
 
 
 def run() -> None:

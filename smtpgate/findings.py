@@ -25,7 +25,7 @@ def listening_evidence(listener: Listener) -> Evidence:
 
 def probe_evidence(probe: SmtpProbe) -> Evidence:
     how = "over implicit TLS" if probe.tls else "in clear text"
-    first = probe.greeting.splitlines()[0] if probe.greeting else ""
+    first = probe.greeting.split("\n", 1)[0]  # lines were joined with LF; never splitlines() on banners
     caps = [line[4:] for line in probe.ehlo[1:]]
     text = f"{probe.protocol.value.upper()} {how} on {probe.connected_to}:{probe.port}: {first!r}"
     if caps:

@@ -40,6 +40,8 @@ class ScanOptions:
     boots_init: bool | None = None  # None: decide from PID 1
     today: dt.date | None = None
     static_evidence: bool = True  # read the image's filesystem beside the run (smtpgate.staticgate)
+    scan_timeout: float = 120.0  # bound of one whole target: start, settle, probe, static (0: none)
+    deadline: float | None = None  # time.monotonic() by which the target must be done; set by scan()
 
 
 @dataclass
@@ -106,7 +108,25 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
             return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health, opts))
         if waited >= opts.settle_timeout:
             return _timed_out(snap, opts, stable, state.health == "starting")
+        if opts.deadline is not None and now >= _settle_until(opts):
+            return _Settled(snap, errors=[f"--scan-timeout {opts.scan_timeout:g} s: not settled after {waited:.1f} s, "
+                                          "when the time left was needed to probe; inspected as it was"])
         time.sleep(opts.poll)
+
+
+def _settle_until(opts: ScanOptions) -> float:
+    """When settling must end so that probing fits in the deadline: the greeting
+    patience plus a connect are kept for it (half the scan timeout at most)."""
+    assert opts.deadline is not None
+    return opts.deadline - min(opts.greeting_timeout + 3.0, opts.scan_timeout / 2)
+
+
+def past_deadline(opts: ScanOptions, phase: str) -> list[str]:
+    """The error of a scan whose --scan-timeout ran out during ``phase``."""
+    if opts.deadline is None or time.monotonic() < opts.deadline:
+        return []
+    return [f"--scan-timeout {opts.scan_timeout:g} s ran out during {phase}; the results are what was "
+            "decided until then"]
 
 
 class _Quiet:
@@ -275,13 +295,20 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     t1 = time.monotonic()
     probes = _probe(target, snap, opts, settled.exited)
     timings["probe"] = time.monotonic() - t1
+    unprobed = sum(1 for p in probes if p.detail == observe.NOT_PROBED_IN_TIME)
+    if unprobed:
+        errors.append(f"--scan-timeout {opts.scan_timeout:g} s ran out while probing: {len(probes) - unprobed} of "
+                      f"{len(probes)} listening port(s) probed; the results are what was decided until then")
     if probes and not settled.exited:
         errors.extend(_gone_while_probed(target))
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
     findings = listening_findings(snap.listeners, probes)
     if static is not None:
-        facts, static_notes = static.result()
+        left = None if opts.deadline is None else max(0.0, opts.deadline - time.monotonic())
+        facts, static_notes = static.result() if left is None else static.result(min(left, 120.0))
+        if facts is None and left is not None:
+            errors.extend(past_deadline(opts, "the static read of the image"))
         findings = merge(findings, facts)
         notes.extend(static_notes)
         timings["static"] = static.seconds
@@ -319,7 +346,7 @@ def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> l
     dial = target.dialler()
     if dial is None:
         return _not_probed(snap.listeners, f"no way into the target's network ({target.method})")
-    return observe.probe_all(dial, snap.listeners, patience=opts.greeting_timeout)
+    return observe.probe_all(dial, snap.listeners, patience=opts.greeting_timeout, deadline=opts.deadline)
 
 
 def _gone_while_probed(target: Target) -> list[str]:
@@ -336,21 +363,32 @@ def _gone_while_probed(target: Target) -> list[str]:
 def _unjudged_errors(listeners, probes, findings, errors: list[str]) -> None:
     """A listener we could not speak to and could not identify is undecided."""
     in_findings = {li.key for f in findings for li in f.listeners}
-    for probe in probes:
-        undecided = probe.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE, Protocol.SILENT)
-        if undecided and (probe.address, probe.port) not in in_findings:
-            hint = " (raise --greeting-timeout if it greets late)" if probe.protocol is Protocol.SILENT else ""
-            errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}{hint}")
+    undecided = [p for p in probes if p.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE, Protocol.SILENT)
+                 and (p.address, p.port) not in in_findings]
+    for probe in undecided[:UNDECIDED_LISTED]:
+        hint = " (raise --greeting-timeout if it greets late)" if probe.protocol is Protocol.SILENT else ""
+        errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}{hint}")
+    if len(undecided) > UNDECIDED_LISTED:
+        ports = ", ".join(str(p.port) for p in undecided[UNDECIDED_LISTED:UNDECIDED_LISTED + 10])
+        errors.append(f"could not tell whether {len(undecided) - UNDECIDED_LISTED} more listening port(s) speak "
+                      f"SMTP ({ports}, ...): each one's probe is in the JSON report's listeners")
+
+
+UNDECIDED_LISTED = 20  # undecided listeners named one by one; 3000 silent ports make one error more, not 3000
 
 
 def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     """Run one target from start to removal; every failure becomes an error in
     the result (never a pass), and the target is always stopped."""
     started = time.monotonic()
+    if opts.scan_timeout > 0:
+        opts = replace(opts, deadline=started + opts.scan_timeout)
     result: ScanResult | None = None
     try:
         with target:
-            result = inspect(target, policy, opts)
+            late = past_deadline(opts, "the start of the target")
+            result = inspect(target, policy, opts) if not late else ScanResult(
+                target=target.info, errors=tuple(late), notes=tuple(target.notes), method=target.method)
     except Interrupted:
         raise  # the CLI reports it; the target is already stopped
     except SmtpgateError as exc:

@@ -28,12 +28,17 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
+BATCH = 32  # sockets made per entry into the namespace
+
+
 class NetnsDialler:
     """Dial (host, port) from inside the network namespace held by ``ns_path``
     (e.g. /proc/<pid>/ns/net). The namespace is held open until close()."""
 
     def __init__(self, ns_path: str):
         self.ns_fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
+        self._lock = threading.Lock()
+        self._pool: dict[int, list[socket.socket]] = {}  # made in the namespace, not yet handed out
         try:
             self._make(socket.AF_INET).close()  # fail now, not at the first probe
         except BaseException:
@@ -41,6 +46,11 @@ class NetnsDialler:
             raise
 
     def close(self) -> None:
+        with self._lock:
+            for pool in self._pool.values():
+                for sock in pool:
+                    sock.close()
+            self._pool.clear()
         if self.ns_fd >= 0:
             os.close(self.ns_fd)
             self.ns_fd = -1
@@ -52,17 +62,36 @@ class NetnsDialler:
         return SockDiag(self._make(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG))
 
     def _make(self, family: int, kind: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
+        return self._make_many(family, kind, proto, 1)[0]
+
+    def _stream(self, family: int) -> socket.socket:
+        """A TCP socket of the namespace, from sockets made BATCH at a time: a
+        thread and two setns(2) calls cost about a millisecond or more on a
+        busy host, and the event loop waits for them; with thousands of
+        listening ports (three connections each) that was most of a scan."""
+        with self._lock:
+            pool = self._pool.setdefault(family, [])
+            if not pool:
+                pool.extend(self._make_many(family, socket.SOCK_STREAM, 0, BATCH))
+            return pool.pop()
+
+    def _make_many(self, family: int, kind: int, proto: int, count: int) -> list[socket.socket]:
         box: dict[str, object] = {}
 
         def work() -> None:
+            made: list[socket.socket] = []
             own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
             try:
                 _setns(self.ns_fd)
                 try:
-                    box["sock"] = socket.socket(family, kind, proto)
+                    for _ in range(count):
+                        made.append(socket.socket(family, kind, proto))
                 finally:
                     _setns(own)
+                box["socks"] = made
             except BaseException as exc:  # handed to the caller's thread
+                for sock in made:
+                    sock.close()
                 box["error"] = exc
             finally:
                 os.close(own)
@@ -72,7 +101,7 @@ class NetnsDialler:
         thread.join()
         if "error" in box:
             raise box["error"]  # type: ignore[misc]
-        return box["sock"]  # type: ignore[return-value]
+        return box["socks"]  # type: ignore[return-value]
 
     async def __call__(self, host: str, port: int) -> socket.socket:
-        return await connect(self._make(family_of(host)), host, port)
+        return await connect(self._stream(family_of(host)), host, port)

@@ -270,7 +270,7 @@ async def _reply(lines: LineReader, timeout: float | None = None) -> tuple[str |
     except asyncio.TimeoutError:
         if lines.unfinished():
             got = f"only {lines.so_far()!r}" if lines.buf or lines.pending else "nothing"
-            raise _Unfinished(f"{got} of a reply arrived within {timeout:g} s") from None
+            raise _Unfinished(f"{got} of a reply arrived within {timeout:.1f} s") from None
         raise _Closed(f"no complete reply within {timeout:g} s (tarpit?)") from None
 
 

@@ -19,7 +19,7 @@ from smtpgate.model import ScanResult
 from smtpgate.report import issues
 from smtpgate.report.interface import Report, ReportMeta
 from smtpgate.report.jsonreport import _encodable
-from smtpgate.report.sanitize import bounded, one_line
+from smtpgate.report.sanitize import bounded, json_inert, one_line
 
 DEFAULT_PATH = "Dockerfile"
 SEVERITY = {("SMTPGATE001", "error"): "critical", ("SMTPGATE002", "error"): "major",
@@ -34,7 +34,7 @@ class CodeQualityReport(Report):
     media_type = "application/json"
 
     def render(self, results: Sequence[ScanResult], meta: ReportMeta) -> str:
-        return json.dumps(document(results, meta), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return json_inert(json.dumps(document(results, meta), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
 
 
 def document(results: Sequence[ScanResult], meta: ReportMeta) -> list[dict[str, Any]]:

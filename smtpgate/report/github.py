@@ -7,7 +7,9 @@ printed per kind, the tenth saying how many more there are. Escaping follows
 @actions/core (toolkit packages/core/src/command.ts): in the message `%`, CR
 and LF become `%25`, `%0D`, `%0A`; in properties (file, title) also `:` and
 `,` (`%3A`, `%2C`). Text from the target is escaped first (control characters
-as `\\xNN`), so it cannot start a workflow command of its own on a new line.
+as `\\xNN`), so it cannot start a workflow command of its own on a new line,
+and made inert (`##[` becomes `#\\x23[`: the runner would act on a legacy
+command anywhere in a line that is not a valid `::` command).
 
 The job summary is another format, `markdown` (smtpgate.report.markdown).
 """
@@ -19,7 +21,7 @@ from collections.abc import Sequence
 from smtpgate.model import ScanResult
 from smtpgate.report import issues
 from smtpgate.report.interface import Report, ReportMeta
-from smtpgate.report.sanitize import bounded, clip, escape
+from smtpgate.report.sanitize import bounded, clip, escape, inert
 
 PER_KIND = 10  # GitHub keeps 10 error and 10 warning annotations per step
 MESSAGE = 2000  # characters of one annotation message
@@ -63,6 +65,6 @@ def _annotation(issue: issues.Issue) -> str:
     fix = issue.fix
     if fix is not None and fix.verify:
         text += f"\nverify: {fix.verify[0]}"
-    return command(issue.level, clip(escape(text, multiline=True), MESSAGE),
+    return command(issue.level, clip(inert(escape(text, multiline=True)), MESSAGE),
                    file=clip(escape(place.path), 500) if place else None, line=place.line if place else None,
-                   title=clip(escape(f"{issue.rule.id} {issue.title}"), 200))
+                   title=clip(inert(escape(f"{issue.rule.id} {issue.title}")), 200))

@@ -108,7 +108,7 @@ def fingerprint(*parts: str) -> str:
 
 def _error_key(message: str) -> str:
     """An error message without what changes from run to run (numbers, ids)."""
-    return re.sub(r"[0-9a-f]{12,}|\d+(\.\d+)?", "#", message.splitlines()[0] if message else "")[:200]
+    return re.sub(r"[0-9a-f]{12,}|\d+(\.\d+)?", "#", message.split("\n", 1)[0])[:200]
 
 
 def place_of(finding: Finding | None, anchor: str | None) -> Place | None:

@@ -43,7 +43,7 @@ from typing import Any
 from smtpgate.model import Finding, Judged, Listener, ScanResult, SmtpProbe
 from smtpgate.report import common
 from smtpgate.report.interface import Report, ReportMeta, run_exit_code
-from smtpgate.report.sanitize import bounded, unpaired
+from smtpgate.report.sanitize import bounded, json_inert, unpaired
 
 SCHEMA_VERSION = 1
 
@@ -55,8 +55,8 @@ class JsonReport(Report):
     media_type = "application/json"
 
     def render(self, results: Sequence[ScanResult], meta: ReportMeta) -> str:
-        return json.dumps(document(results, meta), indent=2, ensure_ascii=False,
-                          allow_nan=False) + "\n"
+        return json_inert(json.dumps(document(results, meta), indent=2, ensure_ascii=False,
+                                     allow_nan=False)) + "\n"
 
 
 def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:

@@ -172,7 +172,7 @@ def _violation_lines(violations: Sequence[Judged]) -> list[str]:
 
 
 def _error_case(error: str, cls: str) -> TestCase:
-    lines = error.splitlines() or [""]
+    lines = error.split("\n")
     case = TestCase(_attr(f"inspection: {clip(lines[0].strip(), SHORT)}"), cls)
     case.add_error_info(_attr(error), _body(lines), ERROR_TYPE)
     return case

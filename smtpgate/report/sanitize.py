@@ -7,6 +7,16 @@ may hold anything: NUL, ANSI escape sequences, C1 controls (0x9B is CSI on
 `surrogateescape`), noncharacters, megabytes. Reports first `bounded()` the
 whole model (every string field cut to `FIELD_LIMIT`), then each format escapes
 at output time with `escape()` (text, XML) or `unpaired()` (JSON).
+
+Text bound for a CI log (stdout, stderr) is also made `inert()`: CI runners
+read workflow commands out of every line a step prints. GitHub's runner
+(actions/runner, ActionCommandManager) takes a line that starts with `::`
+after its leading white space is trimmed (`::error::`, `::add-mask::`,
+`::stop-commands::`), and, the legacy syntax, `##[cmd]` *anywhere* in a line
+(`##[error]`, `##[warning]`, `##[add-mask]`, `##[group]`); Azure Pipelines
+takes `##vso[` anywhere (any case). Lines are laid out only after escaping:
+`str.splitlines()` also breaks on \\x1c-\\x1e, \\x85, U+2028 and U+2029, which
+`escape()` shows as escapes, so untrusted text is split on "\\n" alone.
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ T = TypeVar("T")
 _NONCHARS = "".join(chr(p << 16 | 0xFFFE) + chr(p << 16 | 0xFFFF) for p in range(17))
 _UNSAFE = (
     "\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufdd0-\ufdef"
-    "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069" + _NONCHARS
+    "\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069" + _NONCHARS
 )
 _UNSAFE_LINE = re.compile(f"[{_UNSAFE}]")  # \t and \n kept
 _UNSAFE_CELL = re.compile(f"[\t\n{_UNSAFE}]")  # everything on one line
@@ -81,9 +91,46 @@ def unpaired(text: str) -> str:
     return _SURROGATE.sub(_escape_char, text)
 
 
+def lines(text: str) -> list[str]:
+    """`text` split on LF only (a CR before it dropped): never on the other
+    separators `str.splitlines()` honours, which escape() makes visible."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
+
+
 def one_line(text: str) -> str:
     """Lines joined with ' / ', for attributes and single-line messages."""
-    return " / ".join(line.strip() for line in text.splitlines() if line.strip())
+    return " / ".join(line.strip() for line in lines(text) if line.strip())
+
+
+_LEGACY_COMMAND = re.compile(r"##(?=\[|vso\[)", re.IGNORECASE)
+_LINE_COMMAND = re.compile(r"^(\s*):(?=:)", re.MULTILINE)
+
+
+def inert(text: str) -> str:
+    """`text` (already escaped) with no active CI workflow command: `##[` and
+    `##vso[` anywhere become `#\\x23[`, a line starting with `::` (after white
+    space) starts with `\\x3a:` instead. Readable, and in the same \\xNN
+    notation as every other escape. Lines are LF-separated (CR is escaped
+    before this, and the runner's line reader splits on CR too)."""
+    return _LINE_COMMAND.sub(r"\1\\x3a", _LEGACY_COMMAND.sub(r"#\\x23", text))
+
+
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def json_inert(document: str) -> str:
+    """A JSON document (made by json.dumps, indented) that a CI log or a
+    terminal can show as is, decoding to the same values: DEL, C1 controls
+    (json.dumps escapes only C0) and U+2028/2029 become \\uNNNN escapes, and
+    the `#` of `##[` / `##vso[` becomes \\u0023. Both occur only inside
+    strings, where these escapes mean the same character."""
+    document = _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", document)
+    return _LEGACY_COMMAND.sub(r"#\\u0023", document)
+
+
+def for_log(text: str) -> str:
+    """Untrusted text for one line of a CI log: escaped, then inert."""
+    return inert(escape(text))
 
 
 def bounded(obj: T, limit: int = FIELD_LIMIT) -> T:

@@ -23,7 +23,7 @@ from smtpgate.model import ScanResult
 from smtpgate.report import common, issues
 from smtpgate.report.interface import Report, ReportMeta, run_exit_code
 from smtpgate.report.jsonreport import _encodable
-from smtpgate.report.sanitize import bound, bounded, unpaired
+from smtpgate.report.sanitize import bound, bounded, json_inert, unpaired
 
 SCHEMA_URI = "https://json.schemastore.org/sarif-2.1.0.json"
 FINGERPRINT = "smtpgate/v1"
@@ -36,7 +36,7 @@ class SarifReport(Report):
     media_type = "application/sarif+json"
 
     def render(self, results: Sequence[ScanResult], meta: ReportMeta) -> str:
-        return json.dumps(document(results, meta), indent=2, ensure_ascii=False, allow_nan=False) + "\n"
+        return json_inert(json.dumps(document(results, meta), indent=2, ensure_ascii=False, allow_nan=False)) + "\n"
 
 
 def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:

@@ -3,7 +3,8 @@ for that MTA (the exact setting and steps), and how to verify the fix.
 
 Everything that came from the target is escaped (`\\xNN`), so a hostile banner
 cannot move the cursor, recolour or retitle the terminal; ANSI colour is only
-ever added to smtpgate's own words, and only when asked for.
+ever added to smtpgate's own words, and only when asked for. The whole summary
+is made inert (sanitize.inert): no line of it is a CI workflow command.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from smtpgate.model import Judged, Listener, ScanResult
 from smtpgate.report import common
 from smtpgate.report.interface import Report, ReportMeta, run_exit_code
-from smtpgate.report.sanitize import bounded, clip, escape
+from smtpgate.report.sanitize import bounded, clip, escape, inert, lines
 
 CELL = 60  # characters of a table cell before it is clipped
 FIELD = 512  # characters of any one field a person reads (JSON and JUnit keep 4096)
@@ -33,7 +34,7 @@ class TextReport(Report):
         code = run_exit_code(results, meta)
         blocks = [_target_block(bounded(r, FIELD), paint) for r in results]
         blocks.append(_run_block(results, bounded(meta, FIELD), code, paint))
-        return "\n\n".join(blocks) + "\n"
+        return inert("\n\n".join(blocks)) + "\n"  # no workflow command survives, ours or the target's
 
 
 class _Painter:
@@ -156,7 +157,7 @@ def _errors(result: ScanResult, paint: _Painter) -> str:
 
 def _indented(text: str) -> str:
     """A multi-line message: continuation lines indented under the first."""
-    return "\n    ".join(_safe(line) for line in text.splitlines() or [""])
+    return "\n    ".join(_safe(line) for line in lines(text))
 
 
 def _notes(result: ScanResult, paint: _Painter) -> str:

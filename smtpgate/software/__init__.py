@@ -98,7 +98,7 @@ def _hits(greeting: str, ehlo: Sequence[str]) -> Iterator[tuple[str, Mta, re.Mat
 
 def _greeting_text(greeting: str) -> str:
     """The greeting's text: reply codes stripped, lines joined with spaces, bounded."""
-    lines = greeting[:TEXT_LIMIT].splitlines()
+    lines = greeting[:TEXT_LIMIT].split("\n")  # LF only: splitlines() breaks on \x1c, \x85, U+2028 too
     return " ".join(_REPLY_CODE.sub("", line).strip() for line in lines)
 
 

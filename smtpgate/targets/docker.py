@@ -50,7 +50,7 @@ def _engine_reason(exc: Exception) -> str:
     if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text:
         where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
         return f"nothing answers at {where} (is the Docker daemon running? is DOCKER_HOST right?)"
-    return text.splitlines()[0] if text else type(exc).__name__
+    return text.split("\n", 1)[0] if text else type(exc).__name__
 
 
 def _wrap(what: str, exc: Exception) -> TargetError:
