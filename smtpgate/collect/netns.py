@@ -28,7 +28,7 @@ def _setns(fd: int) -> None:
         raise OSError(err, f"setns: {os.strerror(err)}")
 
 
-BATCH = 32  # sockets made per entry into the namespace
+BATCH, MAX_BATCH = 16, 1024  # sockets made per entry into the namespace: first, at most
 
 
 class NetnsDialler:
@@ -39,6 +39,7 @@ class NetnsDialler:
         self.ns_fd = os.open(ns_path, os.O_RDONLY | os.O_CLOEXEC)
         self._lock = threading.Lock()
         self._pool: dict[int, list[socket.socket]] = {}  # made in the namespace, not yet handed out
+        self._batch = BATCH // 2
         try:
             self._make(socket.AF_INET).close()  # fail now, not at the first probe
         except BaseException:
@@ -66,13 +67,13 @@ class NetnsDialler:
 
     def _stream(self, family: int) -> socket.socket:
         """A TCP socket of the namespace, from sockets made BATCH at a time: a
-        thread and two setns(2) calls cost about a millisecond or more on a
-        busy host, and the event loop waits for them; with thousands of
+        thread and two setns(2) calls cost 5 ms or more on a busy host, and the event loop waits for them; with thousands of
         listening ports (three connections each) that was most of a scan."""
         with self._lock:
             pool = self._pool.setdefault(family, [])
             if not pool:
-                pool.extend(self._make_many(family, socket.SOCK_STREAM, 0, BATCH))
+                self._batch = min(2 * self._batch, MAX_BATCH)  # more at a time the more are asked for
+                pool.extend(self._make_many(family, socket.SOCK_STREAM, 0, self._batch))
             return pool.pop()
 
     def _make_many(self, family: int, kind: int, proto: int, count: int) -> list[socket.socket]:
