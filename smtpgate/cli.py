@@ -132,11 +132,7 @@ def _images(args: argparse.Namespace) -> list[str]:
 
     images = list(args.images)
     if args.images_from:
-        try:
-            with open(args.images_from, encoding="utf-8") as fh:
-                images += [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
-        except OSError as exc:
-            raise SmtpgateError(f"cannot read --images-from {args.images_from}: {exc.strerror}") from exc
+        images += _images_from(args.images_from)
     if not images and not args.vm:
         raise SmtpgateError("no image to scan: name one or more, or use --images-from FILE (or --vm DISK)")
     if args.jobs < 1:
@@ -148,6 +144,26 @@ def _images(args: argparse.Namespace) -> list[str]:
     if images and not chosen:
         raise SmtpgateError(f"--shard {args.shard} selects none of the {len(images)} image(s): use fewer shards")
     return chosen
+
+
+IMAGES_FROM_LIMIT = 4 << 20  # bytes of --images-from: some 50,000 references
+
+
+def _images_from(path: str) -> list[str]:
+    """The references in an --images-from file (or standard input for "-"):
+    one a line, blank lines and # comments skipped; a regular file only (a
+    FIFO would block, /dev/zero never ends) and at most IMAGES_FROM_LIMIT."""
+    from smtpgate.inputs import read_bounded
+
+    data = read_bounded(path, IMAGES_FROM_LIMIT, f"cannot read --images-from {path}: ",
+                        f"cannot read --images-from {path}: larger than {IMAGES_FROM_LIMIT >> 20} MiB, the most "
+                        "smtpgate reads", SmtpgateError, stdin=True)
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise SmtpgateError(f"cannot read --images-from {path}:{line}: not UTF-8 text") from None
+    return [ln.strip() for ln in text.split("\n") if ln.strip() and not ln.lstrip().startswith("#")]
 
 
 def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:

@@ -58,13 +58,10 @@ def load_policy(
 
 def _read_text(source: str) -> str:
     """The file as UTF-8 text (a BOM is fine); OS and decoding errors become PolicyError."""
-    try:
-        with open(source, "rb") as handle:
-            data = handle.read(MAX_BYTES + 1)
-    except OSError as err:
-        raise PolicyError(f"{source}: cannot read policy file: {err.strerror or err}") from err
-    if len(data) > MAX_BYTES:
-        raise PolicyError(f"{source}: policy file is larger than {MAX_BYTES // 1024} KiB")
+    from smtpgate.inputs import read_bounded
+
+    data = read_bounded(source, MAX_BYTES, f"{source}: cannot read policy file: ",  # no FIFO, device, huge file
+                        f"{source}: policy file is larger than {MAX_BYTES // 1024} KiB", PolicyError)
     try:
         return data.decode("utf-8-sig")
     except UnicodeDecodeError as err:

@@ -8,12 +8,15 @@ tests/unit/test_report.py walks `FORMATS` so none is forgotten.
 from __future__ import annotations
 
 import contextlib
+import errno
 import importlib
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TextIO
 
 from smtpgate.errors import ReportError
 from smtpgate.model import ScanResult
@@ -49,15 +52,27 @@ def write_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
                  path: str | os.PathLike[str]) -> None:
     """Render format `name` and write it to `path` ("-" for stdout).
 
-    The file appears whole or not at all: a temporary file in the same
-    directory, then os.replace. Missing parent directories are created.
-    Any OS failure becomes ReportError naming the path and the reason.
+    A regular file (or a new one) appears whole or not at all: a temporary
+    file in the same directory, then os.replace; missing parent directories
+    are created. Anything else is written in place, never replaced by a
+    regular file (as root a rename would swap /dev/null, /dev/full or
+    /dev/stdout for a plain file): see _write_in_place. Any OS failure,
+    ENOSPC on /dev/full included, becomes ReportError naming the path and
+    the reason.
     """
     text = get_report(name).render(results, meta)
     if os.fspath(path) == STDOUT:
         _write_stdout(text)
+        return
+    target = Path(path)
+    try:
+        in_place = not stat.S_ISREG(target.lstat().st_mode)  # a symlink, device, FIFO, /proc/self/fd/N
+    except OSError:  # not there (or a parent is no directory): the atomic write makes it or says why
+        in_place = False
+    if in_place:
+        _write_in_place(target, text)
     else:
-        _write_atomic(Path(path), text.encode("utf-8"))
+        _write_atomic(target, text.encode("utf-8"))
 
 
 def append_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
@@ -65,19 +80,81 @@ def append_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
     """Render format `name` and append it to `path` (a file others write too,
     like GitHub's $GITHUB_STEP_SUMMARY); ReportError on any OS failure."""
     text = get_report(name).render(results, meta)
+    flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
+    fd = -1
     try:
-        with open(path, "a", encoding="utf-8", errors="surrogateescape") as out:
-            out.write(text)
+        fd = os.open(path, flags, 0o644)  # non-blocking: a FIFO without a reader fails, never hangs
+        if stat.S_ISBLK(os.fstat(fd).st_mode):
+            raise ReportError(f"cannot append report to {os.fspath(path)}: it is a block device")
+        os.set_blocking(fd, True)
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(fd, data):]
     except OSError as exc:
-        raise ReportError(f"cannot append report to {os.fspath(path)}: {exc.strerror or exc}") from exc
+        reason = "a FIFO with no reader" if exc.errno == errno.ENXIO else exc.strerror or exc
+        raise ReportError(f"cannot append report to {os.fspath(path)}: {reason}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _write_in_place(path: Path, text: str) -> None:
+    """Write into what ``path`` names without replacing it: the same file as
+    our stdout or stderr (/dev/stdout, /proc/self/fd/1, a symlink to them)
+    through that stream, so it interleaves as it should; a FIFO only when a
+    reader is there already (opened non-blocking: no reader is an error, not
+    a hang); a character device (/dev/null, /dev/full, a tty) as is; a
+    symlink to a regular file truncated and rewritten. A block device or a
+    directory is refused."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except OSError as exc:
+        reason = "a FIFO with no reader" if exc.errno == errno.ENXIO else exc.strerror or exc
+        raise ReportError(f"cannot write report {path}: {reason}") from exc
+    try:
+        info = os.fstat(fd)
+        stream = _std_stream(info)
+        if stream is not None:
+            os.close(fd)
+            fd = -1
+            _write_stream(stream, text, str(path))
+            return
+        if stat.S_ISBLK(info.st_mode):
+            raise ReportError(f"cannot write report {path}: it is a block device; refusing to write onto it")
+        os.set_blocking(fd, True)  # a FIFO's reader may be slow: wait for it, as a shell redirect would
+        if stat.S_ISREG(info.st_mode):
+            os.ftruncate(fd, 0)
+        data = text.encode("utf-8", "surrogateescape")
+        while data:
+            data = data[os.write(fd, data):]
+    except OSError as exc:
+        raise ReportError(f"cannot write report {path}: {exc.strerror or exc}") from exc
+    finally:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _std_stream(info: os.stat_result) -> TextIO | None:
+    """sys.stdout or sys.stderr when it is the file ``info`` describes."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            if os.path.samestat(info, os.fstat(stream.fileno())):
+                return stream
+        except (OSError, ValueError, AttributeError):  # closed, or not a real file (pytest's capture)
+            continue
+    return None
+
+
+def _write_stream(stream: TextIO, text: str, name: str) -> None:
+    try:
+        stream.write(text)
+        stream.flush()
+    except OSError as exc:  # closed pipe, full disk behind a redirect
+        raise ReportError(f"cannot write report to {name}: {exc.strerror or exc}") from exc
 
 
 def _write_stdout(text: str) -> None:
-    try:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-    except OSError as exc:  # closed pipe, full disk behind a redirect
-        raise ReportError(f"cannot write report to stdout: {exc.strerror or exc}") from exc
+    _write_stream(sys.stdout, text, "stdout")
 
 
 def _write_atomic(path: Path, data: bytes) -> None:
