@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import errno
 import os
 import socket
 import threading
@@ -52,9 +53,9 @@ class NetnsDialler:
                 for sock in pool:
                     sock.close()
             self._pool.clear()
-        if self.ns_fd >= 0:
-            os.close(self.ns_fd)
-            self.ns_fd = -1
+            if self.ns_fd >= 0:  # under the lock: a probe thread still running never setns()es a reused fd
+                os.close(self.ns_fd)
+                self.ns_fd = -1
 
     def sock_diag(self):
         """A NETLINK_SOCK_DIAG socket of the namespace (smtpgate.collect.sockdiag)."""
@@ -63,12 +64,14 @@ class NetnsDialler:
         return SockDiag(self._make(socket.AF_NETLINK, socket.SOCK_RAW | socket.SOCK_CLOEXEC, NETLINK_SOCK_DIAG))
 
     def _make(self, family: int, kind: int = socket.SOCK_STREAM, proto: int = 0) -> socket.socket:
-        return self._make_many(family, kind, proto, 1)[0]
+        with self._lock:
+            return self._make_many(family, kind, proto, 1)[0]
 
     def _stream(self, family: int) -> socket.socket:
-        """A TCP socket of the namespace, from sockets made BATCH at a time: a
-        thread and two setns(2) calls cost 5 ms or more on a busy host, and the event loop waits for them; with thousands of
-        listening ports (three connections each) that was most of a scan."""
+        """A TCP socket of the namespace, from sockets made in batches (16, 32,
+        ... 1024): a thread and two setns(2) calls cost 5 ms or more on a busy
+        host, and the event loop waits for them; with thousands of listening
+        ports (three connections each) that was most of a scan."""
         with self._lock:
             pool = self._pool.setdefault(family, [])
             if not pool:
@@ -77,6 +80,9 @@ class NetnsDialler:
             return pool.pop()
 
     def _make_many(self, family: int, kind: int, proto: int, count: int) -> list[socket.socket]:
+        """``count`` sockets made inside the namespace (hold self._lock)."""
+        if self.ns_fd < 0:
+            raise OSError(errno.EBADF, "the network namespace was released")
         box: dict[str, object] = {}
 
         def work() -> None:
@@ -90,7 +96,7 @@ class NetnsDialler:
                 finally:
                     _setns(own)
                 box["socks"] = made
-            except BaseException as exc:  # handed to the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
                 for sock in made:
                     sock.close()
                 box["error"] = exc

@@ -11,9 +11,11 @@ import ipaddress
 import math
 import os
 import re
+import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Any
 
 from smtpgate.collect import procfs, smtp
 from smtpgate.model import Listener, Process, Protocol, SmtpProbe
@@ -191,31 +193,65 @@ def concurrent_probes() -> int:
 
 
 async def _probe_all(
-    dial: smtp.Dialler, listeners: list[Listener], patience: float, deadline: float | None = None,
+    dial: smtp.Dialler, listeners: list[Listener], patience: float, done: dict[int, SmtpProbe] | None = None,
+    running: dict[str, Any] | None = None,
 ) -> list[SmtpProbe]:
+    """Probe every listener; each result also lands in ``done`` (by index) as
+    soon as it is there, and ``running["stop"]`` cancels what is left from
+    another thread."""
     gate = asyncio.Semaphore(concurrent_probes())
+    done = {} if done is None else done
 
-    async def one(listener: Listener) -> SmtpProbe:
+    async def one(index: int, listener: Listener) -> None:
         async with gate:
-            return await _probe_one(dial, listener, patience)
+            done[index] = await _probe_one(dial, listener, patience)
 
-    tasks = [asyncio.ensure_future(one(li)) for li in listeners]
-    if not tasks:
-        return []
-    timeout = None if deadline is None else max(0.0, deadline - time.monotonic())
-    _, pending = await asyncio.wait(tasks, timeout=timeout)
-    for task in pending:
-        task.cancel()
-    await asyncio.gather(*pending, return_exceptions=True)
-    return [task.result() if task not in pending else
-            SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=NOT_PROBED_IN_TIME)
-            for task, li in zip(tasks, listeners)]
+    tasks = [asyncio.ensure_future(one(i, li)) for i, li in enumerate(listeners)]
+    if running is not None:
+        loop = asyncio.get_running_loop()
+        running["stop"] = lambda: loop.call_soon_threadsafe(lambda: [t.cancel() for t in tasks])
+    results = await asyncio.gather(*tasks, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+    return [done[i] for i in range(len(listeners)) if i in done]
+
+
+STOP_GRACE = 0.5  # s given to the probes to end once the deadline has come
 
 
 def probe_all(
     dial: smtp.Dialler, listeners: Iterable[Listener], patience: float = 8.0, deadline: float | None = None,
 ) -> list[SmtpProbe]:
     """Probe every listener concurrently; one shared event loop, bounded time.
-    Ports whose probe has not ended at ``deadline`` (time.monotonic()) are
-    NOT_PROBED (NOT_PROBED_IN_TIME): undecided."""
-    return asyncio.run(_probe_all(dial, list(listeners), patience, deadline))
+
+    With a ``deadline`` (time.monotonic()) the loop runs in a thread of its own
+    and this one waits for it until the deadline only: thousands of ports keep
+    a loop so busy on a starved runner that its own timers fire seconds late,
+    a thread's join does not. Ports whose probe has not ended by then are
+    NOT_PROBED (NOT_PROBED_IN_TIME), undecided; the loop is told to stop and
+    ends on its own (a daemon thread; its connections go with it)."""
+    listeners = list(listeners)
+    if deadline is None:
+        return asyncio.run(_probe_all(dial, listeners, patience))
+    done: dict[int, SmtpProbe] = {}
+    running: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            asyncio.run(_probe_all(dial, listeners, patience, done, running))
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread
+            running["error"] = exc
+
+    thread = threading.Thread(target=work, name="smtpgate-probe", daemon=True)
+    thread.start()
+    thread.join(max(0.0, deadline - time.monotonic()))
+    if thread.is_alive():
+        stop = running.get("stop")
+        if stop is not None:
+            stop()
+        thread.join(STOP_GRACE)
+    elif "error" in running:
+        raise running["error"]
+    late = SmtpProbe("", 0, Protocol.NOT_PROBED, detail=NOT_PROBED_IN_TIME)
+    return [done.get(i) or replace(late, address=li.address, port=li.port) for i, li in enumerate(listeners)]
