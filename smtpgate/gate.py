@@ -340,13 +340,13 @@ def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> l
         return []
     if exited:
         return _not_probed(snap.listeners, "the container had exited")
-    probes = target.probe(snap.listeners, opts.greeting_timeout)
+    deadline = None if opts.deadline is None else opts.deadline - _stop_margin(len(snap.listeners))
+    probes = target.probe(snap.listeners, opts.greeting_timeout, deadline)
     if probes is not None:
         return probes
     dial = target.dialler()
     if dial is None:
         return _not_probed(snap.listeners, f"no way into the target's network ({target.method})")
-    deadline = None if opts.deadline is None else opts.deadline - _stop_margin(len(snap.listeners))
     return observe.probe_all(dial, snap.listeners, patience=opts.greeting_timeout, deadline=deadline)
 
 

@@ -8,7 +8,8 @@ Commands (argv after the marker ``smtpgate-agent``):
 - ``snapshot``: the LISTEN sockets of this network namespace and every process
   of this pid namespace except the agent's own (marked by ``MARKER`` in their
   command line): ``{"sockets": [...], "processes": [...], "problems": [...]}``
-- ``probe JSON``: JSON ``{"patience": s, "ports": [[address, port, host], ...]}``;
+- ``probe JSON``: JSON ``{"patience": s, "ports": [[address, port, host], ...]}``
+  (and ``"budget": s``: ports not done by then answer protocol ``not-probed``);
   probes every port concurrently from this network namespace, connecting to
   ``host``; a dual-stack ``::`` listener unreachable on ``::1`` is retried on
   127.0.0.1. Answers ``{"probes": [{"address", "port", "host", "verdict": {...},
@@ -23,6 +24,7 @@ import dataclasses
 import json
 import os
 import sys
+import threading
 import time
 
 from smtpgate.collect import procfs, smtp
@@ -49,12 +51,33 @@ async def _probe_one(address: str, port: int, host: str, patience: float) -> dic
             "seconds": round(time.monotonic() - started, 3)}
 
 
-async def _probe_all(ports: list, patience: float) -> list:
-    return list(await asyncio.gather(*(_probe_one(a, int(p), h, patience) for a, p, h in ports)))
+async def _probe_all(ports: list, patience: float, done: dict | None = None) -> list:
+    """Every port at once; each answer also lands in ``done`` (by index) when it is there."""
+    done = {} if done is None else done
+
+    async def one(index: int, address: str, port: int, host: str) -> None:
+        done[index] = await _probe_one(address, port, host, patience)
+
+    await asyncio.gather(*(one(i, a, int(p), h) for i, (a, p, h) in enumerate(ports)))
+    return [done[i] for i in range(len(ports))]
 
 
 def probe(request: dict) -> dict:
-    return {"probes": asyncio.run(_probe_all(request["ports"], float(request.get("patience", 8.0))))}
+    """With a ``budget`` the loop runs in a daemon thread and the answer is
+    given when the budget is spent, whatever is still running (thousands of
+    ports keep a loop too busy for its own timers to be on time); the ports
+    not done then are ``not-probed``. main() exits at once after answering."""
+    ports, patience, budget = request["ports"], float(request.get("patience", 8.0)), request.get("budget")
+    if budget is None:
+        return {"probes": asyncio.run(_probe_all(ports, patience))}
+    done: dict = {}
+    thread = threading.Thread(target=lambda: asyncio.run(_probe_all(ports, patience, done)), daemon=True)
+    thread.start()
+    thread.join(max(0.0, float(budget)))
+    late = {"protocol": "not-probed", "tls": False, "greeting": [], "ehlo": [], "detail": smtp.NOT_PROBED_IN_TIME,
+            "final": True}
+    return {"probes": [done.get(i) or {"address": a, "port": int(p), "host": h, "verdict": late, "seconds": 0.0}
+                       for i, (a, p, h) in enumerate(ports)]}
 
 
 def main(argv: list[str]) -> int:
@@ -71,6 +94,8 @@ def main(argv: list[str]) -> int:
         return 2
     sys.stdout.write(json.dumps(answer, ensure_ascii=True, allow_nan=False, default=str))
     sys.stdout.flush()
+    if threading.active_count() > 1:  # probes cut off by the budget: do not wait for them
+        os._exit(0)
     return 0
 
 

@@ -167,7 +167,7 @@ async def _probe_one(dial: smtp.Dialler, listener: Listener, patience: float) ->
 MIN_CONCURRENT_PROBES = 64  # x3 connections each: well under the usual 1024 open files
 MAX_CONCURRENT_PROBES = 4096
 FILES_PER_PROBE = 3 * 4  # a patient, a TLS and a speak-first connection; room for --jobs 4
-NOT_PROBED_IN_TIME = "not probed: the --scan-timeout ran out first"
+NOT_PROBED_IN_TIME = smtp.NOT_PROBED_IN_TIME
 
 
 def concurrent_probes() -> int:

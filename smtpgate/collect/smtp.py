@@ -432,6 +432,7 @@ async def speak_first(dial: Dialler, host: str, port: int, patience: float) -> V
 
 
 CONNECT_BUDGET = 3.0
+NOT_PROBED_IN_TIME = "not probed: the --scan-timeout ran out first"  # the detail of a port the deadline cut off
 
 
 async def probe_port(

@@ -382,12 +382,13 @@ class DockerImageTarget(Target):
             return None
         return parked.armed_timerfds("/proc", snap.host_pids, horizon)
 
-    def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
+    def probe(self, listeners: tuple[Listener, ...], patience: float,
+              deadline: float | None = None) -> list[SmtpProbe] | None:
         """Through the helper's agent when there is one; else None (use dialler())."""
         if self.method != "helper" or self.helper is None:
             return None
         try:
-            return self.helper.probe(listeners, patience)
+            return self.helper.probe(listeners, patience, deadline)
         except CollectError as exc:
             return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=str(exc)) for li in listeners]
 

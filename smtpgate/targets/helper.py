@@ -20,6 +20,7 @@ exits.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -116,9 +117,12 @@ class HelperAgent:
                      for p in answer["processes"]]
         return observe.build_snapshot(sockets, processes, answer["problems"])
 
-    def probe(self, listeners: Iterable[Listener], patience: float) -> list[SmtpProbe]:
+    def probe(self, listeners: Iterable[Listener], patience: float, deadline: float | None = None) -> list[SmtpProbe]:
         ports = [[li.address, li.port, observe.dial_address(li)] for li in listeners]
-        answer = self._run("probe", json.dumps({"patience": patience, "ports": ports}))
+        request: dict[str, Any] = {"patience": patience, "ports": ports}
+        if deadline is not None:  # the agent stops probing after this long (less the exec's own round trip)
+            request["budget"] = max(0.0, deadline - time.monotonic() - 0.5)
+        answer = self._run("probe", json.dumps(request))
         return [_smtp_probe(p) for p in answer["probes"]]
 
 

@@ -45,9 +45,11 @@ class Target(abc.ABC):
     def dialler(self) -> Dialler | None:
         """A dialler that reaches every listener (loopback included), or None."""
 
-    def probe(self, listeners: tuple[Listener, ...], patience: float) -> list[SmtpProbe] | None:
+    def probe(self, listeners: tuple[Listener, ...], patience: float,
+              deadline: float | None = None) -> list[SmtpProbe] | None:
         """Probe every listener from inside the target (an agent there), or None:
-        then the gate probes through dialler()."""
+        then the gate probes through dialler(). Ports not probed by ``deadline``
+        (time.monotonic()) are NOT_PROBED with smtp.NOT_PROBED_IN_TIME."""
         return None
 
     def threads(self, snap: Snapshot) -> tuple[ThreadWait, ...] | None:
