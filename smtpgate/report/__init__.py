@@ -11,6 +11,7 @@ import contextlib
 import errno
 import importlib
 import os
+import re
 import stat
 import sys
 import tempfile
@@ -21,6 +22,7 @@ from typing import TextIO
 from smtpgate.errors import ReportError
 from smtpgate.model import ScanResult
 from smtpgate.report.interface import Report, ReportMeta, run_exit_code
+from smtpgate.report.sanitize import inert
 
 __all__ = ["FORMATS", "Report", "ReportMeta", "append_report", "get_report", "run_exit_code", "write_report"]
 
@@ -62,7 +64,7 @@ def write_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
     """
     text = get_report(name).render(results, meta)
     if os.fspath(path) == STDOUT:
-        _write_stdout(text)
+        _write_stdout(for_log(name, text))
         return
     target = Path(path)
     try:
@@ -70,7 +72,7 @@ def write_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
     except OSError:  # not there (or a parent is no directory): the atomic write makes it or says why
         in_place = False
     if in_place:
-        _write_in_place(target, text)
+        _write_in_place(target, text, name)
     else:
         _write_atomic(target, text.encode("utf-8"))
 
@@ -98,7 +100,7 @@ def append_report(name: str, results: Sequence[ScanResult], meta: ReportMeta,
             os.close(fd)
 
 
-def _write_in_place(path: Path, text: str) -> None:
+def _write_in_place(path: Path, text: str, name: str) -> None:
     """Write into what ``path`` names without replacing it: the same file as
     our stdout or stderr (/dev/stdout, /proc/self/fd/1, a symlink to them)
     through that stream, so it interleaves as it should; a FIFO only when a
@@ -117,7 +119,7 @@ def _write_in_place(path: Path, text: str) -> None:
         if stream is not None:
             os.close(fd)
             fd = -1
-            _write_stream(stream, text, str(path))
+            _write_stream(stream, for_log(name, text), str(path))
             return
         if stat.S_ISBLK(info.st_mode):
             raise ReportError(f"cannot write report {path}: it is a block device; refusing to write onto it")
@@ -132,6 +134,24 @@ def _write_in_place(path: Path, text: str) -> None:
     finally:
         if fd >= 0:
             os.close(fd)
+
+
+_XML_LEGACY = re.compile(r"##(?=\[|vso\[)", re.IGNORECASE)
+_XML_LINE = re.compile(r"^(\s*):(?=:)", re.MULTILINE)
+
+
+def for_log(name: str, text: str) -> str:
+    """A rendered report bound for stdout/stderr (a CI log): no line of it may
+    be a workflow command (sanitize.inert). JSON formats are already inert and
+    decode the same (sanitize.json_inert); `github` is our own commands, its
+    messages inert already; JUnit XML gets character references (`#&#35;[`,
+    `&#58;:`), which parse to the same text (it has no CDATA sections); any
+    other text format is made inert."""
+    if name in ("json", "sarif", "codequality", "github"):
+        return text
+    if name == "junit":
+        return _XML_LINE.sub(r"\1&#58;", _XML_LEGACY.sub("#&#35;", text))
+    return inert(text)
 
 
 def _std_stream(info: os.stat_result) -> TextIO | None:

@@ -66,5 +66,5 @@ def _annotation(issue: issues.Issue) -> str:
     if fix is not None and fix.verify:
         text += f"\nverify: {fix.verify[0]}"
     return command(issue.level, clip(inert(escape(text, multiline=True)), MESSAGE),
-                   file=clip(escape(place.path), 500) if place else None, line=place.line if place else None,
+                   file=clip(inert(escape(place.path)), 500) if place else None, line=place.line if place else None,
                    title=clip(inert(escape(f"{issue.rule.id} {issue.title}")), 200))
