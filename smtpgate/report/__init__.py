@@ -106,13 +106,17 @@ def _write_in_place(path: Path, text: str, name: str) -> None:
     through that stream, so it interleaves as it should; a FIFO only when a
     reader is there already (opened non-blocking: no reader is an error, not
     a hang); a character device (/dev/null, /dev/full, a tty) as is; a
-    symlink to a regular file truncated and rewritten. A block device or a
-    directory is refused."""
+    symlink to a regular file truncated and rewritten (a dangling one made,
+    as a shell redirect would). A block device or a directory is refused."""
+    with contextlib.suppress(OSError):  # refused before it is even opened
+        if stat.S_ISBLK(os.stat(path).st_mode):
+            raise ReportError(f"cannot write report {path}: it is a block device; refusing to write onto it")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC, 0o644)
     except OSError as exc:
-        reason = "a FIFO with no reader" if exc.errno == errno.ENXIO else exc.strerror or exc
-        raise ReportError(f"cannot write report {path}: {reason}") from exc
+        fifo = exc.errno == errno.ENXIO and stat.S_ISFIFO(os.stat(path).st_mode)
+        raise ReportError(f"cannot write report {path}: {'a FIFO with no reader' if fifo else exc.strerror or exc}") \
+            from exc
     try:
         info = os.fstat(fd)
         stream = _std_stream(info)
