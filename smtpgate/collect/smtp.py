@@ -346,12 +346,15 @@ async def _recv_within(channel: Channel, seconds: float) -> bytes | None:
         return None
 
 
-async def patient(dial: Dialler, host: str, port: int, patience: float) -> Verdict:
-    """Connect and wait, saying nothing, up to ``patience`` s for the server to speak."""
+async def patient(dial: Dialler, host: str, port: int, patience: float, seen: dict | None = None) -> Verdict:
+    """Connect and wait, saying nothing, up to ``patience`` s for the server to
+    speak; its first bytes also go to ``seen["first"]`` as soon as they come."""
     started = time.monotonic()
     channel = await _open(dial, host, port)
     try:
         first = await _recv_within(channel, patience)
+        if seen is not None and first:
+            seen["first"] = first
         if first is None:
             return Verdict("silent", detail=f"accepted but said nothing in {patience:g} s")
         if not first:
@@ -463,8 +466,12 @@ _PREFERENCE = {"smtp": 0, "lmtp": 0, "other": 1, "silent": 2, "unreachable": 3}
 
 async def _race(dial: Dialler, host: str, port: int, patience: float, active_after: float) -> Verdict:
     """The patient connection decides unless it stays silent; a final verdict
-    of an active probe ends the race early; hints are used last."""
-    waiting = asyncio.ensure_future(patient(dial, host, port, patience))
+    of an active probe ends the race early (not a "not SMTP" one once the
+    patient connection got the start of an SMTP reply: a server may answer
+    clients that speak first otherwise than those that wait); hints are used
+    last."""
+    seen: dict[str, bytes] = {}
+    waiting = asyncio.ensure_future(patient(dial, host, port, patience, seen))
     pending: set[asyncio.Future] = {waiting}
     hints: list[Verdict] = []
     try:
@@ -480,9 +487,12 @@ async def _race(dial: Dialler, host: str, port: int, patience: float, active_aft
                     continue
                 if task is waiting and verdict.protocol != "silent":
                     return verdict
-                if task is not waiting and verdict.final:
-                    return verdict
+                if task is not waiting and verdict.final and not (
+                        verdict.protocol == "other" and _smtp_shaped(seen.get("first", b""))):
+                    return verdict  # unless the server greets the waiting client like SMTP ("2", "220-")
                 hints.append(verdict)
+        if _smtp_shaped(seen.get("first", b"")):  # the waiting client was greeted like SMTP: never "not SMTP"
+            hints = [v for v in hints if v.protocol != "other"]
         return min(hints, key=lambda v: _PREFERENCE.get(v.protocol, 9)) if hints else Verdict(
             "silent", detail="no answer")
     finally:

@@ -455,3 +455,35 @@ def test_partial_tls_record_after_handshake_is_undecided(quick_replies, tls_serv
         thread.join(5)
         listener.close()
     assert verdict.protocol == "silent", verdict
+
+
+def test_server_answering_early_talkers_otherwise_cannot_end_the_race(quick_replies):
+    """'2' to everyone; an HTTP error to a client that speaks before the greeting
+    is complete (real SMTP clients wait): still undecided, never 'other'."""
+
+    async def two_faced(reader, writer):
+        writer.write(b"2")
+        await writer.drain()
+        try:
+            await asyncio.wait_for(reader.read(100), 30)
+            writer.write(b"HTTP/1.1 400 Bad Request\r\n\r\n")
+            await writer.drain()
+            writer.close()
+        except asyncio.TimeoutError:
+            pass
+
+    verdict, _ = _run(two_faced, patience=1.5)
+    assert verdict.protocol == "silent", verdict
+
+
+def test_unfinished_multiline_answer_to_ehlo_is_undecided(quick_replies):
+    async def half_ehlo(reader, writer):
+        writer.write(b"220 dribble.example ESMTP\r\n")
+        await writer.drain()
+        await reader.readline()
+        writer.write(b"250-dribble.example\r\n250-PIPELINING\r\n")
+        await writer.drain()
+        await asyncio.sleep(30)
+
+    verdict, _ = _run(half_ehlo, patience=1.5)
+    assert verdict.protocol == "silent" and "EHLO" in verdict.detail, verdict
