@@ -299,9 +299,9 @@ def _cleanup_command(args: argparse.Namespace) -> int:
 
     removed, spared = cleanup(older_than=args.older_than, force=args.force)
     for line in removed:
-        print(f"removed {line}")
+        print(for_log(f"removed {line}"))
     for line in spared:
-        print(f"spared {line} (its scan is still running; --force removes it)")
+        print(for_log(f"spared {line} (its scan is still running; --force removes it)"))
     print(f"smtpgate cleanup: {len(removed)} object(s) removed, {len(spared)} spared", file=sys.stderr)
     return 0
 
