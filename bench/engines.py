@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(run_engine(name, {**base, **m.env()}, args.images, args.repeat, extra))
     lines = ["| engine | verdicts as expected | median scan | median `--static` | method |",
              "| --- | --- | --- | --- | --- |"]
-    descriptions = {"host": "host engine (docker.io 20.10, overlay2)", **{k: v.description for k, v in machines.KINDS.items()}}
+    descriptions = {"host": "host engine (docker.io 20.10, overlay2)",
+                    **{k: v.description for k, v in machines.KINDS.items()}}
     for row in rows:
         lines.append(f"| {descriptions[row['engine']]} | {row['ok']}/{row['total']} | {row['normal']:.2f} s | "
                      f"{row['static']:.2f} s | {row['method']} |")

@@ -16,6 +16,7 @@ from smtpgate.cli import main
 from tests import machines
 from tests.integration.conftest import EXPECTED, fixture_names
 
+
 @pytest.fixture(scope="module")
 def containerd_engine(images):
     kind = machines.KINDS["docker-28-containerd"]
