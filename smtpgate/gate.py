@@ -177,7 +177,7 @@ class _Quiet:
     def _ask(method, *args):
         try:
             return method(*args)
-        except Exception:  # noqa: BLE001 - an early way out only; the window still applies
+        except (SmtpgateError, OSError):  # an early way out only; the window still applies
             return None
 
 

@@ -126,7 +126,7 @@ def _die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # noqa: BLE001,S110 - best effort; stop() kills it anyway
+    except (OSError, AttributeError):  # no libc or no prctl: best effort, stop() kills it anyway
         pass
 
 
