@@ -5,6 +5,12 @@ symlink's target is looked up inside the root (absolute targets re-rooted,
 `..` stops at the root), at most `MAX_HOPS` links per lookup. Backends give
 only un-resolved primitives (`_node`, `_children`, `_read`), so no backend
 ever asks the host's filesystem to follow a link.
+
+What a read may cost is bounded (`FsLimits`): a listing is cut at
+`dir_entries` names per directory (an image can hold a million empty files in
+a `*.wants`), and all reading stops when the `seconds` budget is spent. Every
+cut is a problem naming where it bit and makes the view incomplete
+(`complete` False), which the scan reports as "could not decide".
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ import abc
 import fnmatch
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -33,7 +40,9 @@ class FsLimits:
     db_bytes: int = 64 << 20  # one package database (dpkg status of a big image is a few MB)
     total_bytes: int = 128 << 20  # all contents kept together
     entries: int = 300_000  # paths indexed (a tar bomb of empty files stops here)
+    dir_entries: int = 10_000  # names listed per directory (a flooded *.wants stops here)
     stream_bytes: int = 64 << 30  # bytes read through a tar stream before giving up
+    seconds: float = 60.0  # all reading of one root filesystem, index included
 
 
 DB_PATHS = frozenset({
@@ -68,9 +77,12 @@ class RootFS(abc.ABC):
     def __init__(self, limits: FsLimits | None = None) -> None:
         self.limits = limits or FsLimits()
         self.problems: list[str] = []  # what could not be read, for the report
-        self.complete = True  # False when a limit cut the index short
+        self.complete = True  # False when a limit cut the index or a listing short
+        self.cuts: list[str] = []  # where (each also in problems)
         self._read_total = 0
         self._cache: dict[str, bytes | None] = {}
+        self._deadline = time.monotonic() + self.limits.seconds
+        self._timed_out = False
 
     # -- backend primitives: no symlink following, `path` is already resolved above its last part
     @abc.abstractmethod
@@ -161,10 +173,38 @@ class RootFS(abc.ABC):
         return join(_normal(split(path.rstrip("/").rpartition("/")[0]) + split(target)))
 
     def listdir(self, path: str) -> list[str]:
+        """The names in a directory, sorted; at most `limits.dir_entries` of them
+        (a longer listing is cut, reported and makes the view incomplete)."""
+        if self.out_of_time():
+            return []
         real = self.resolve(path)
         if real is None or not self.isdir(real):
             return []
-        return sorted(self._children(real))
+        names = self._children(real)
+        cap = self.limits.dir_entries
+        if len(names) > cap:
+            self.cut(f"{real}: more than {cap} entries, only {cap} listed")
+            names = names[:cap]
+        return sorted(names)
+
+    def cut(self, why: str) -> None:
+        """A limit bit: what was not read is unknown, so the view is incomplete.
+        Recorded beyond the 200-problem cap of other problems (up to 1000)."""
+        self.complete = False
+        text = f"{why}; the file listing is incomplete"
+        if text not in self.cuts and len(self.cuts) < 100:
+            self.cuts.append(text)
+            self.problems.append(text)
+
+    def out_of_time(self) -> bool:
+        """True when the `seconds` budget is spent (cut once): nothing more is read."""
+        if self._timed_out:
+            return True
+        if time.monotonic() <= self._deadline:
+            return False
+        self._timed_out = True
+        self.cut(f"{self.name}: stopped reading after its {self.limits.seconds:g} s time budget")
+        return True
 
     def glob(self, pattern: str) -> list[str]:
         """Paths matching a shell pattern (`*`, `?`, `[..]` per component, no `**`)."""
@@ -198,6 +238,8 @@ class RootFS(abc.ABC):
         """A regular file's bytes, or None (missing, not a file, over a limit: see `problems`)."""
         real = self.resolve(path)
         if real is None:
+            return None
+        if real not in self._cache and self.out_of_time():
             return None
         if real in self._cache:
             return self._cache[real]
@@ -302,19 +344,23 @@ class DirFS(RootFS):
         return Node(kind, size=st.st_size, mode=st.st_mode)
 
     def _children(self, path: str) -> list[str]:
+        """At most `dir_entries` + 1 names (enough for listdir to see the cut): a
+        directory of a million entries costs no more than one of ten thousand."""
         fd = self._parent_fd(split(path))
         if fd is None:
             return []
+        names: list[str] = []
         try:
-            names = os.listdir(fd)
+            with os.scandir(fd) as it:  # scandir(fd) dups the descriptor; ours is closed below
+                for entry in it:
+                    names.append(entry.name)
+                    if len(names) > self.limits.dir_entries:
+                        break
         except OSError:
-            names = []
+            pass
         finally:
             os.close(fd)
-        if len(names) > self.limits.entries:
-            self._problem(f"{path}: {len(names)} entries, only the first {self.limits.entries} read")
-            self.complete = False
-        return names[: self.limits.entries]
+        return names
 
     def _read(self, path: str, limit: int) -> bytes | None:
         parts = split(path)

@@ -64,6 +64,7 @@ class OverlayFS(RootFS):
         try:
             for path in layers:
                 self._layers.append(_Layer(path, limits))
+                self._layers[-1].problems = self.problems  # what a layer cannot read is a problem of the view
         except StaticError:
             self.close()
             raise
@@ -92,13 +93,18 @@ class OverlayFS(RootFS):
         return None
 
     def _children(self, path: str) -> list[str]:
+        """The merged names, at most `dir_entries` + 1 (listdir cuts and reports the rest)."""
         names: dict[str, None] = {}
         gone: set[str] = set()
         base = split(path)
         for layer, node in self._visible(path):
             if node is None or node.kind != "dir":
                 continue
-            for name in layer._children(path):
+            kids = layer._children(path)
+            if len(kids) > self.limits.dir_entries:  # whiteouts among them could hide the cut from listdir
+                self.cut(f"{path}: more than {self.limits.dir_entries} entries in layer {layer.name}, "
+                         f"only {self.limits.dir_entries} listed")
+            for name in kids[: self.limits.dir_entries]:
                 if name in gone or name in names:
                     continue
                 child, _, deleted = layer.probe([*base, name])
@@ -106,6 +112,8 @@ class OverlayFS(RootFS):
                     gone.add(name)
                 else:
                     names[name] = None
+                if len(names) > self.limits.dir_entries:
+                    return list(names)
         return list(names)
 
     def _read(self, path: str, limit: int) -> bytes | None:

@@ -391,6 +391,14 @@ class DockerImageTarget(Target):
         except CollectError as exc:
             return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=str(exc)) for li in listeners]
 
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> DockerImageTarget:
+        return cls(ref, pull=options.pull, memory=options.memory, pids=options.pids, network=options.network,
+                   method=options.method, helper_image=options.helper_image)
+
+    def image_engine(self) -> Any | None:
+        return self._client
+
     def dialler(self) -> Dialler | None:
         if self.method != "host-proc+netns" or not self.pid:
             return None

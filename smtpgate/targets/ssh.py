@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from smtpgate import software
@@ -562,6 +563,11 @@ class SshHostTarget(RemoteSystemTarget):
         self.session: SshSession | None = None
         self.system: RemoteSystem | None = None
         self.connect_timeout = connect_timeout
+
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> SshHostTarget:
+        endpoint = replace(parse_ssh_url(ref), identity=options.ssh_key, known_hosts=options.ssh_known_hosts)
+        return cls(endpoint)
 
     def start(self) -> None:
         self.session = SshSession(self.endpoint, connect_timeout=self.connect_timeout)
