@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from smtpgate.errors import SmtpgateError
 
 MAX_HOPS = 40  # like Linux's MAXSYMLINKS
+NODE_MEMO = 200_000  # entries remembered by RootFS.node (forgotten all at once beyond)
 
 
 class StaticError(SmtpgateError):
@@ -83,6 +84,7 @@ class RootFS(abc.ABC):
         self._cache: dict[str, bytes | None] = {}
         self._deadline = time.monotonic() + self.limits.seconds
         self._timed_out = False
+        self._nodes: dict[str, Node | None] = {}
 
     # -- backend primitives: no symlink following, `path` is already resolved above its last part
     @abc.abstractmethod
@@ -105,6 +107,17 @@ class RootFS(abc.ABC):
         self.close()
 
     # -- resolution ----------------------------------------------------------
+    def node(self, path: str) -> Node | None:
+        """The entry at a resolved path, remembered: a root filesystem does not change
+        while it is read, and every lookup walks its parents again (on overlay layers,
+        each step is several system calls per layer)."""
+        if path in self._nodes:
+            return self._nodes[path]
+        if len(self._nodes) >= NODE_MEMO:
+            self._nodes.clear()
+        found = self._nodes[path] = self._node(path)
+        return found
+
     def resolve(self, path: str, follow: bool = True) -> str | None:
         """The real path inside the root, or None when it does not exist (or loops)."""
         done: list[str] = []
@@ -117,7 +130,7 @@ class RootFS(abc.ABC):
                     done.pop()
                 continue
             here = join([*done, name])
-            node = self._node(here)
+            node = self.node(here)
             if node is None:
                 return None
             if node.kind == "link" and (todo or follow):
@@ -138,7 +151,7 @@ class RootFS(abc.ABC):
         real = self.resolve(path, follow)
         if real is None:
             return None
-        return Node("dir") if real == "/" else self._node(real)
+        return Node("dir") if real == "/" else self.node(real)
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
@@ -160,7 +173,7 @@ class RootFS(abc.ABC):
         real_parent = self.resolve(parent or "/")
         if real_parent is None or not base:
             return None
-        node = self._node(join([*split(real_parent), base]))
+        node = self.node(join([*split(real_parent), base]))
         return node.target if node is not None and node.kind == "link" else None
 
     def link_target(self, path: str) -> str | None:
@@ -243,7 +256,7 @@ class RootFS(abc.ABC):
             return None
         if real in self._cache:
             return self._cache[real]
-        node = self._node(real)
+        node = self.node(real)
         data: bytes | None = None
         if node is not None and node.kind == "file":
             limit = self.limits.db_bytes if real in DB_PATHS else self.limits.file_bytes
@@ -263,7 +276,7 @@ class RootFS(abc.ABC):
     def head(self, path: str, size: int = 256) -> bytes | None:
         """The first bytes of a regular file (a `#!` line), whatever its size."""
         real = self.resolve(path)
-        node = self._node(real) if real is not None else None
+        node = self.node(real) if real is not None else None
         if real is None or node is None or node.kind != "file":
             return None
         data = self._read(real, size)

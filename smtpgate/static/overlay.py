@@ -97,14 +97,13 @@ class OverlayFS(RootFS):
         names: dict[str, None] = {}
         gone: set[str] = set()
         base = split(path)
+        cap, layer_cut = self.limits.dir_entries, False
         for layer, node in self._visible(path):
             if node is None or node.kind != "dir":
                 continue
             kids = layer._children(path)
-            if len(kids) > self.limits.dir_entries:  # whiteouts among them could hide the cut from listdir
-                self.cut(f"{path}: more than {self.limits.dir_entries} entries in layer {layer.name}, "
-                         f"only {self.limits.dir_entries} listed")
-            for name in kids[: self.limits.dir_entries]:
+            layer_cut = layer_cut or len(kids) > cap
+            for name in kids[:cap]:
                 if name in gone or name in names:
                     continue
                 child, _, deleted = layer.probe([*base, name])
@@ -112,8 +111,10 @@ class OverlayFS(RootFS):
                     gone.add(name)
                 else:
                     names[name] = None
-                if len(names) > self.limits.dir_entries:
+                if len(names) > cap:
                     return list(names)
+        if layer_cut:  # whiteouts among a layer's names could hide its cut from listdir
+            self.cut(f"{path}: more than {cap} entries in one of its layers, only {cap} listed")
         return list(names)
 
     def _read(self, path: str, limit: int) -> bytes | None:

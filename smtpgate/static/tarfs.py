@@ -232,6 +232,9 @@ class TarFS(RootFS):
     def _node(self, path: str) -> Node | None:
         return self._index.get(path)
 
+    def node(self, path: str) -> Node | None:
+        return self._index.get(path)  # already a dict, and it changes with each layer: nothing to remember
+
     def _children(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"
         if not hasattr(self, "_kids"):
