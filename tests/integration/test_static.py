@@ -115,3 +115,21 @@ def test_large_file_keeps_memory_bounded(images, method):
     assert out["findings"] == [["postfix", "enabled"]]
     if method == "export":  # streamed past, reported, never kept
         assert any("/etc/postfix/huge.cf" in p and "limit" in p for p in out["problems"])
+
+
+@pytest.mark.parametrize("extra", [(), ("--static",)], ids=["normal", "static"])
+def test_a_crashing_static_reader_is_exit_2_never_a_note(images, tmp_path, monkeypatch, extra):
+    """A reader that raises what it does not expect (here: the systemd reader) leaves the static
+    evidence incomplete: exit 2 naming the reader, on an image that otherwise passes."""
+    from smtpgate.cli import main
+    from smtpgate.static import services
+
+    def crash(*_args):
+        raise KeyError("unit")
+
+    monkeypatch.setattr(services, "systemd", crash)
+    out = tmp_path / "r.json"
+    code = main(["scan", EXPECTED["clean"]["image"], *extra, "--json", str(out), "-q"])
+    (target,) = json.loads(out.read_text())["targets"]
+    assert code == 2, target
+    assert any("the systemd units reader failed (KeyError" in e for e in target["errors"]), target["errors"]
