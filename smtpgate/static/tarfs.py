@@ -189,14 +189,16 @@ class TarFS(RootFS):
     def _room(self, parts: list[str]) -> bool:
         """False (and the listing cut) when the first new component of the path
         would go into a directory that already holds `dir_entries` names."""
-        for i in range(1, len(parts) + 1):
-            if join(parts[:i]) not in self._index:
-                parent, cap = join(parts[: i - 1]), self.limits.dir_entries
-                if self._counts.get(parent, 0) < cap:
-                    return True
-                self.cut(f"{self.name}: {parent}: more than {cap} entries, only {cap} indexed")
-                return False
-        return True
+        if join(parts) in self._index:
+            return True
+        first = len(parts)  # the usual case: the parent exists, the name is new
+        if join(parts[:-1]) not in self._index:
+            first = next(i for i in range(1, len(parts)) if join(parts[:i]) not in self._index)
+        parent, cap = join(parts[: first - 1]), self.limits.dir_entries
+        if self._counts.get(parent, 0) < cap:
+            return True
+        self.cut(f"{self.name}: {parent}: more than {cap} entries, only {cap} indexed")
+        return False
 
     def _ensure_parents(self, parts: list[str], layer: int) -> None:
         for i in range(1, len(parts)):

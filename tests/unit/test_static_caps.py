@@ -107,9 +107,10 @@ def _tar(names: list[str]) -> bytes:
 
 def test_tarfs_caps_names_per_directory_while_indexing():
     names = [f"etc/systemd/system/multi-user.target.wants/flood-{i:03d}.service" for i in range(60)]
-    names += ["etc/postfix/main.cf"]
+    names += ["etc/postfix/main.cf", "etc/systemd/system/multi-user.target.wants/deep/er/x.service"]
     fs = TarFS.from_stream(io.BytesIO(_tar(names)), SMALL, name="t")
     assert len(fs.listdir(WANTS)) == 20
+    assert not fs.lexists(f"{WANTS}/deep"), "a new subdirectory of a full directory is not indexed either"
     assert fs.isfile("/etc/postfix/main.cf"), "other directories are still indexed"
     assert fs.complete is False
     assert fs.cuts == [f"t: {WANTS}: more than 20 entries, only 20 indexed; the file listing is incomplete"]
