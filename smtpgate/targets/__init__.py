@@ -25,8 +25,9 @@ TARGETS: dict[str, str] = {
     "ssh": "smtpgate.targets.ssh.SshHostTarget",
     "vm": "smtpgate.targets.vm.VmTarget",
 }
-SCHEMES = ("ssh",)  # kinds named by a URL scheme in the reference; "vm" is chosen by --vm
-DEFAULT_KIND = "image"
+DEFAULT_KIND = "image"  # a reference without a scheme
+BY_OPTION = ("vm",)  # kinds chosen by a command-line option (--vm DISK), not by the reference
+SCHEMES = tuple(k for k in TARGETS if k != DEFAULT_KIND and k not in BY_OPTION)  # "ssh" for ssh://...
 
 
 @dataclass(frozen=True)
