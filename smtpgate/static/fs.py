@@ -202,7 +202,7 @@ class RootFS(abc.ABC):
 
     def cut(self, why: str) -> None:
         """A limit bit: what was not read is unknown, so the view is incomplete.
-        Recorded beyond the 200-problem cap of other problems (up to 1000)."""
+        Recorded whatever the 200-problem cap of other problems (up to 100 cuts)."""
         self.complete = False
         text = f"{why}; the file listing is incomplete"
         if text not in self.cuts and len(self.cuts) < 100:
