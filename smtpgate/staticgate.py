@@ -101,6 +101,7 @@ class StaticEvidence:
             return
         self._thread = threading.Thread(target=self._run, args=(client, image_id), name="smtpgate-static",
                                         daemon=True)
+        self._started = time.monotonic()
         self._thread.start()
 
     def _run(self, client: Any, image_id: str) -> None:
@@ -117,11 +118,12 @@ class StaticEvidence:
 
     def result(self, timeout: float | None = None) -> tuple[StaticFacts | None, list[str]]:
         """The facts (None when there are none) and the errors; waits for the thread
-        up to `timeout` (default: the read's own time budget and a margin)."""
+        until `timeout` seconds after it started (default: the read's own time budget
+        and a margin: the engine's export stream may stall between two checks)."""
         if self._thread is None:
             return None, []
         limit = self.limits.seconds + 15.0 if timeout is None else timeout
-        self._thread.join(limit)
+        self._thread.join(max(0.0, self._started + limit - time.monotonic()))
         if self._thread.is_alive():
             return None, [f"static analysis of the image did not finish within {limit:g} s, so what its "
                           "command or services start is unknown"]
