@@ -112,7 +112,7 @@ class StaticEvidence:
             self.error = f"static analysis of the image failed: {exc}"
         except engine_errors() as exc:
             self.error = f"static analysis of the image failed: {getattr(exc, 'explanation', None) or exc}"
-        except BaseException as exc:  # noqa: BLE001 - a thread's exception is lost unless handed over: result() raises it
+        except BaseException as exc:  # noqa: BLE001 - handed over: result() raises it
             self.crash = exc
         self.seconds = time.monotonic() - started
 
