@@ -197,7 +197,7 @@ def _policy(path: str | None) -> Any:
     from smtpgate import software
     from smtpgate.policy import default_policy, load_policy
 
-    known = [m.id for m in software.all_mtas()] + ["unknown"]
+    known = {m.id for m in software.all_mtas()} | {"unknown"}  # "unknown": an SMTP server no entry names
     return load_policy(path, known_software=known) if path else default_policy()
 
 
