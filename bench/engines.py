@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--engines", nargs="+", default=list(DEFAULT_ENGINES),
                     choices=("host", *machines.KINDS), metavar="NAME")
     ap.add_argument("--repeat", type=int, default=1)
-    ap.add_argument("--images", nargs="+", default=sorted(EXPECTED), metavar="FIXTURE")
+    ap.add_argument("--images", nargs="+", default=sorted(n for n in EXPECTED if EXPECTED[n].get("machines", True)),
+                    metavar="FIXTURE")
     ap.add_argument("--markdown", metavar="FILE")
     args = ap.parse_args(argv)
     base = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
