@@ -96,7 +96,7 @@ class NetnsDialler:
                 finally:
                     _setns(own)
                 box["socks"] = made
-            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
                 for sock in made:
                     sock.close()
                 box["error"] = exc
