@@ -105,7 +105,7 @@ def read_thread(base: str, tid: int, table: dict[int, tuple[str, int] | None]) -
     status = _read(os.path.join(task, "status"))
     if status is None:
         return None  # gone
-    fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+    fields = dict(line.split(":", 1) for line in status.split("\n") if ":" in line)
     try:
         runs = int(fields["voluntary_ctxt_switches"]) + int(fields["nonvoluntary_ctxt_switches"])
     except (KeyError, ValueError):

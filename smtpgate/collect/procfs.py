@@ -125,7 +125,7 @@ def _read(path: str, limit: int = 65536) -> bytes | None:
 
 def _status_fields(raw: bytes | None) -> dict[str, str]:
     fields: dict[str, str] = {}
-    for line in (raw or b"").decode("utf-8", "replace").splitlines():
+    for line in (raw or b"").decode("utf-8", "replace").split("\n"):  # not splitlines(): comm may hold \x1c
         key, sep, value = line.partition(":")
         if sep:
             fields[key] = value.strip()

@@ -143,7 +143,8 @@ class SshSession:
                     errlog.seek(0)
                     why = errlog.read().decode("utf-8", "replace").strip() or f"ssh exited {self.master.returncode}"
                     self.master = None
-                    raise TargetError(f"ssh to {self.endpoint.url} failed: {why.splitlines()[-1]}")
+                    last = why.split("\n")[-1]  # LF only: the far side's text may hold other separators
+                    raise TargetError(f"ssh to {self.endpoint.url} failed: {last}")
                 if os.path.exists(self.control) and self._check():
                     break
                 time.sleep(0.2)

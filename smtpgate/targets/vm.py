@@ -224,7 +224,7 @@ def console_text(path: str, limit: int = 1 << 20) -> str:
 
 
 def console_tail(path: str, lines: int = CONSOLE_TAIL_LINES) -> str:
-    kept = [ln.rstrip() for ln in console_text(path).splitlines() if ln.strip()]
+    kept = [ln.rstrip() for ln in console_text(path).split("\n") if ln.strip()]  # the guest writes it: LF only
     return "\n".join(kept[-lines:])
 
 
