@@ -61,13 +61,14 @@ def test_dribbled_greeting_is_undecided(scan_image):
     assert any("[0.0.0.0]:25" in e and "may still be coming" in e for e in target["errors"]), target["errors"]
 
 
-def test_3000_silent_ports_end_within_the_scan_timeout(tmp_path, docker_client):
+@pytest.mark.parametrize("method", [(), ("--method", "helper", "--helper-image", PYTHON)], ids=["host", "helper"])
+def test_3000_silent_ports_end_within_the_scan_timeout(tmp_path, docker_client, method):
     """Each silent port is undecided; the whole scan ends within --scan-timeout with what it decided.
     A greeting patience longer than the timeout makes sure the deadline is what ends it."""
     out = tmp_path / "r.json"
     started = time.monotonic()
     code = main(["scan", "smtpgate-fixture/hostile-ports:latest", "--scan-timeout", "20", "--greeting-timeout", "30",
-                 "--json", str(out), "--junit", str(tmp_path / "j.xml"), "-q"])
+                 "--json", str(out), "--junit", str(tmp_path / "j.xml"), "-q", *method])
     elapsed = time.monotonic() - started
     report = json.loads(out.read_text())
     (target,) = report["targets"]
