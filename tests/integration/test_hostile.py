@@ -174,3 +174,12 @@ def test_fifo_and_device_inputs_are_refused_at_once(tmp_path, option):
         assert done.returncode == 2
         assert b"not a regular file" in done.stderr, done.stderr
         assert time.monotonic() - started < 10
+
+
+def test_stdout_on_a_full_device_is_exit_2():
+    with open("/dev/full", "w") as full:
+        done = subprocess.run([sys.executable, "-m", "smtpgate", "scan", CLEAN, "--static", "-q", "--json",
+                               "/dev/stdout"], stdout=full, stderr=subprocess.PIPE, timeout=60,
+                              env=dict(os.environ, PYTHONPATH=str(ROOT)), cwd=ROOT)
+    assert done.returncode == 2
+    assert b"cannot write report to /dev/stdout: No space left on device" in done.stderr
