@@ -218,6 +218,15 @@ class ScanResult:
     notes: tuple[str, ...] = ()  # how it was inspected, what was odd
     method: str = ""  # "host-netns", "helper", "exec", ...
     timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    exposed: tuple[int, ...] = ()  # TCP ports the image EXPOSEs (runtime scans of images)
+    still_starting: str = ""  # why start-up still looked unfinished when the scan stopped watching
+
+    @property
+    def exposed_not_listening(self) -> tuple[int, ...]:
+        """EXPOSEd ports that did not listen when the scan looked: a service the
+        image declares was not seen (it starts later, or the line is inherited)."""
+        listening = {li.port for li in self.listeners}
+        return tuple(sorted({p for p in self.exposed if p not in listening}))
 
     @property
     def violations(self) -> tuple[Judged, ...]:

@@ -14,6 +14,10 @@ target::
   {"ref", "kind", "image_id" (str|null), "digests": [str],
    "verdict": "pass" | "fail" | "error", "method": str,
    "errors": [str], "notes": [str], "timings": {str: float|null},
+   "exposed": [int],               TCP ports the image EXPOSEs (runtime scans of images)
+   "exposed_not_listening": [int], of those, the ones that never listened while watched
+   "still_starting": str | null,   why start-up still looked unfinished when watching stopped
+   "caveats": [str],               what the verdict cannot vouch for (the two above, in words)
    "listeners": [{"address", "port", "family", "endpoint",
                   "scope": "loopback" | "all" | "specific" | "unknown",
                   "process": {"pid", "name", "cmdline": [str]} | null,
@@ -90,6 +94,8 @@ def _target(result: ScanResult) -> dict[str, Any]:
             "verdict": result.verdict, "method": result.method,
             "errors": list(result.errors), "notes": list(result.notes),
             "timings": {k: _number(v) for k, v in result.timings.items()},
+            "exposed": list(result.exposed), "exposed_not_listening": list(result.exposed_not_listening),
+            "still_starting": result.still_starting or None, "caveats": common.caveats(result),
             "listeners": [_listener(li, result.probe_for(li)) for li in result.listeners],
             "findings": [_finding(j) for j in result.judged]}
 
@@ -157,6 +163,8 @@ SCHEMA: dict[str, Any] = {
             verdict={"enum": ["pass", "fail", "error"]}, method=_STR,
             errors=_arr(_STR), notes=_arr(_STR),
             timings={"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+            exposed=_arr(_INT), exposed_not_listening=_arr(_INT), still_starting=_OPT_STR,
+            caveats=_arr(_STR),
             listeners=_arr(_obj(
                 address=_STR, port=_INT, family=_INT, endpoint=_STR,
                 scope={"enum": ["loopback", "all", "specific", "unknown"]},

@@ -58,6 +58,8 @@ def _target(result: ScanResult) -> str:
     t = result.target
     head = f"### {_ICON[result.verdict]} {cell(t.ref)} — {common.VERDICT_WORD[result.verdict]}"
     lines = [head, ""]
+    lines += [f"> ⚠️ {own(c, 1000)}" for c in common.caveats(result)]
+    lines += [""] if common.caveats(result) else []
     if result.judged:
         lines += ["| port | software | bind scope | state | verdict | fix |", "| --- | --- | --- | --- | --- | --- |"]
         lines += [_row(j) for j in result.judged]
