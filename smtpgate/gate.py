@@ -84,7 +84,7 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     """
     start = time.monotonic()
     last_keys: tuple | None = None
-    since = start
+    since = listeners_since = start
     cpu_mark = (start, 0.0)
     snap = Snapshot((), ())
     quiet = _Quiet(target, opts, exposed)
@@ -99,6 +99,7 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         keys = snap.fingerprint[0]
         if keys != last_keys:
             last_keys, since, cpu_mark = keys, now, (now, snap.cpu_seconds)
+            listeners_since = now
         window = opts.settle_window if snap.listeners else opts.settle_quiet
         waited = now - start
         late = starting.look(snap, now, cpu_mark)
@@ -119,7 +120,8 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         if stable and not health_wait:
             return _settled(snap, waited, exposed, state.health, opts, still_starting=starting.reason)
         if waited >= opts.settle_timeout:
-            return _timed_out(snap, opts, stable, state.health == "starting", exposed, starting.reason)
+            unchanged = now - listeners_since >= window  # held for start-up is not "still changing"
+            return _timed_out(snap, opts, unchanged, state.health == "starting", exposed, starting.reason)
         time.sleep(opts.poll)
 
 
