@@ -53,7 +53,9 @@ class _Settled:
     still_starting: str = ""  # why start-up still looked unfinished when settling stopped watching
 
 
-def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> _Settled:
+def settle(
+    target: Target, opts: ScanOptions, exposed: tuple[int, ...] = (), late_start: bool = True,
+) -> _Settled:
     """Watch listeners until they stop changing (not a fixed sleep).
 
     Settled when the listener set has not changed for ``settle_window`` (or
@@ -73,7 +75,9 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     ``sleep 1``, config generation), a sleep that ends before the timeout,
     CPU use -- the wait goes on up to ``settle_timeout``: all-in-one images
     prepare for 10-20 s, then ``supervisorctl start postfix``. An idle image
-    (nothing new, nothing sleeping briefly, no CPU) is not held by it.
+    (nothing new, nothing sleeping briefly, no CPU) is not held by it. Only
+    for targets started by the scan (``late_start``): a booted VM or a live
+    host always has processes coming and going (cron, our own SSH commands).
 
     Sooner, after ``settle_fast``, when the target can show that every thread
     stayed parked (smtpgate.collect.parked, _Quiet): nothing changed, nothing
@@ -88,7 +92,7 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     cpu_mark = (start, 0.0)
     snap = Snapshot((), ())
     quiet = _Quiet(target, opts, exposed)
-    starting = _Starting(opts, start, exposed)
+    starting = _Starting(opts, start, exposed, late_start)
     was_unfired = False
     while True:
         now = time.monotonic()
@@ -118,7 +122,7 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
             stable = False
         health_wait = state.health == "starting" and now - since < 5 * window
         if stable and not health_wait:
-            return _settled(snap, waited, exposed, state.health, opts, still_starting=starting.reason)
+            return _settled(snap, waited, exposed, state.health, opts)  # `late` was False: start-up looks over
         if waited >= opts.settle_timeout:
             unchanged = now - listeners_since >= window  # held for start-up is not "still changing"
             return _timed_out(snap, opts, unchanged, state.health == "starting", exposed, starting.reason)
@@ -141,8 +145,8 @@ class _Starting:
     is the baseline: the processes found at start are not churn.
     """
 
-    def __init__(self, opts: ScanOptions, start: float, exposed: tuple[int, ...]):
-        self.opts, self.start, self.exposed = opts, start, set(exposed)
+    def __init__(self, opts: ScanOptions, start: float, exposed: tuple[int, ...], active: bool = True):
+        self.opts, self.start, self.exposed, self.active = opts, start, set(exposed), active
         self.processes: frozenset | None = None
         self.changed = -math.inf  # when a process last came, went or exec'd
         self.first_seen: dict[tuple[int, str], float] = {}  # waiter (pid, name): when first seen
@@ -156,11 +160,10 @@ class _Starting:
             self.changed = now
         self.processes = processes
         listening = {li.port for li in snap.listeners}
-        pending = not self.exposed or bool(self.exposed - listening)
+        pending = self.active and (not self.exposed or bool(self.exposed - listening))
         sleeps = self._outlastable(snap, now)
         self.reason = _joined([
-            *([f"processes came and went {now - self.changed:.1f} s before"] if now - self.changed
-              < self.opts.churn_window else []),
+            *(["processes still coming and going"] if now - self.changed < self.opts.churn_window else []),
             *([f"waiting on purpose: {', '.join(sleeps)}"] if sleeps else []),
             *(["CPU in use"] if _cpu_busy(snap, cpu_mark, now) else []),
         ]) if pending else ""
@@ -295,17 +298,13 @@ def _long_waits(snap: Snapshot, opts: ScanOptions) -> list[str]:
 
 def _settled(
     snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None, opts: ScanOptions, how: str = "",
-    still_starting: str = "",
 ) -> _Settled:
-    notes = _settled_notes(snap, waited, exposed, health, opts, how)
-    if still_starting:
-        notes.append(_unfinished_note(still_starting, "when it settled"))
-    return _Settled(snap, notes=notes, still_starting=still_starting)
+    return _Settled(snap, notes=_settled_notes(snap, waited, exposed, health, opts, how))
 
 
-def _unfinished_note(reason: str, when: str) -> str:
-    return (f"start-up was still going on {when} ({reason}): whatever the image starts later was not seen "
-            "running (the static evidence reads the image's command and services)")
+def _unfinished_note(reason: str, limit: str) -> str:
+    return (f"start-up was still going on after {limit} ({reason}): whatever the image starts later was not "
+            "seen running (the static evidence reads the image's command and services)")
 
 
 def _missing(snap: Snapshot, exposed: tuple[int, ...]) -> list[str]:
@@ -350,7 +349,7 @@ def _timed_out(
     if short := _short_waits(snap, opts):
         out.notes.append(f"still waiting on purpose after {limit}: {', '.join(sorted(set(short)))}")
     if still_starting:
-        out.notes.append(_unfinished_note(still_starting, f"after {limit}"))
+        out.notes.append(_unfinished_note(still_starting, limit))
     return out
 
 
@@ -377,7 +376,7 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     static = StaticEvidence(target) if opts.static_evidence else None  # a thread, beside settling
     t0 = time.monotonic()
     exposed = _exposed(target)
-    settled = settle(target, opts, exposed)
+    settled = settle(target, opts, exposed, late_start=hasattr(target, "exposed_tcp_ports"))
     timings["settle"] = time.monotonic() - t0
     snap = settled.snapshot
     errors, notes = list(settled.errors), list(settled.notes)

@@ -107,7 +107,7 @@ def test_the_captured_start_script_is_seen_starting(clock):
              if 8.0 <= f["t"] <= 12.0]
     assert all(held for held, _ in looks), looks
     assert all("waiting on purpose: sleep 1" in reason for _, reason in looks)
-    assert any("processes came and went" in reason for _, reason in looks)
+    assert any("processes still coming and going" in reason for _, reason in looks)
 
 
 def test_an_idle_image_with_an_unopened_expose_is_not_held_to_the_timeout(clock):
