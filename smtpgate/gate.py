@@ -134,7 +134,9 @@ class _Starting:
 
     Pending: an EXPOSEd port does not listen yet, or the image EXPOSEs
     nothing (then nothing says what is still to come). Still going on: a
-    process came, went or exec'd within ``churn_window`` (a loop of ``sleep
+    process came, went or exec'd (its name changed; a command line rewritten
+    in place, Sidekiq's "[0 of 10 busy]", is not start-up) within
+    ``churn_window`` (a loop of ``sleep
     1`` makes a new sleep every second; config generation runs sed, openssl,
     postconf), a sleep or wait-for-it that ends before ``settle_timeout`` runs
     (``sleep 15; supervisorctl start postfix``), or the processes used CPU.
@@ -155,7 +157,7 @@ class _Starting:
 
     def look(self, snap: Snapshot, now: float, cpu_mark: tuple[float, float]) -> bool:
         """True while something may still open and start-up is visibly going on."""
-        processes = frozenset((p.pid, p.cmdline) for p in snap.processes)
+        processes = frozenset((p.pid, p.name) for p in snap.processes)  # not the command line: set-proctitle
         if self.processes is not None and processes != self.processes:
             self.changed = now
         self.processes = processes
@@ -307,8 +309,11 @@ def _unfinished_note(reason: str, limit: str) -> str:
             "seen running (the static evidence reads the image's command and services)")
 
 
-def _missing(snap: Snapshot, exposed: tuple[int, ...]) -> list[str]:
-    return [str(p) for p in exposed if p not in {li.port for li in snap.listeners}]
+def _missing(snap: Snapshot, exposed: tuple[int, ...], shown: int = 12) -> list[str]:
+    """EXPOSEd ports not listening, for a note (an EXPOSEd range: the first ones, and how many more)."""
+    listening = {li.port for li in snap.listeners}
+    missing = [str(p) for p in exposed if p not in listening]
+    return missing[:shown] + ([f"and {len(missing) - shown} more"] if len(missing) > shown else [])
 
 
 def _settled_notes(

@@ -117,9 +117,15 @@ def exposed_caveat(result: ScanResult) -> str | None:
         return None
     watched = result.timings.get("settle")
     after = f" after {watched:.1f} s of watching" if isinstance(watched, (int, float)) else ""
-    return (f"EXPOSEd port(s) {', '.join(map(str, ports))} never listened{after}: what the image declares there "
+    return (f"EXPOSEd port(s) {port_list(ports)} never listened{after}: what the image declares there "
             "was not seen running (it starts later, or the EXPOSE line is inherited from a base image); the "
             "verdict rests on what did run and on the static evidence")
+
+
+def port_list(ports: Sequence[int], shown: int = 12) -> str:
+    """'25, 587' -- or, for an EXPOSEd range, the first ones and how many more."""
+    more = f" and {len(ports) - shown} more" if len(ports) > shown else ""
+    return ", ".join(map(str, ports[:shown])) + more
 
 
 def unfinished_caveat(result: ScanResult) -> str | None:

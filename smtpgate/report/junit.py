@@ -170,7 +170,7 @@ EXPOSED = "EXPOSEd ports listening"
 
 
 def _ports(ports: Sequence[int]) -> str:
-    return ", ".join(map(str, ports))
+    return common.port_list(ports, 200)
 
 
 def _exposed_cases(result: ScanResult, cls: str) -> list[TestCase]:

@@ -96,3 +96,10 @@ def test_sarif_codequality_github_carry_notes():
     annotations = render("github", results).splitlines()
     assert annotations and all(a.startswith("::notice ") for a in annotations)
     assert "title=SMTPGATE005 EXPOSEd port never listened in nginx%3A1.25" in annotations[0]
+
+
+def test_an_exposed_range_is_bounded_in_words():
+    wide = replace(samples.clean(), exposed=tuple(range(1000, 2001)))
+    (caveat,) = json.loads(render("json", [wide]))["targets"][0]["caveats"]
+    assert "1000, 1001" in caveat and "and 989 more never listened" in caveat and len(caveat) < 600
+    assert len(json.loads(render("json", [wide]))["targets"][0]["exposed_not_listening"]) == 1001
