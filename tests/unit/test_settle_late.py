@@ -3,7 +3,8 @@ containers showed every 0.1 s (data/settle/frames.json, captured by
 data/settle/capture.py): snapshots and thread waits, on a fake clock.
 
 - late-supervisorctl: supervisord, a start program looping on `sleep 1` for
-  ~15 s, then `supervisorctl start postfix`: port 25 listens at ~21 s;
+  ~15 s (captured with START_DELAY 15; the fixture now loops 12 times), then
+  `supervisorctl start postfix`: port 25 listens at ~21 s;
 - late-service-start: a PID 1 script looping on `sleep 1`, then `postfix start`;
 - expose-idle: `python3 -m http.server 8080` with an EXPOSE 25 that never opens.
 """
