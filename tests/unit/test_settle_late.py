@@ -159,3 +159,13 @@ def test_a_sleep_that_ends_before_the_timeout_holds_the_fast_path(clock):
     out = gate.settle(target, gate.ScanOptions(), (25,))
     assert [li.port for li in out.snapshot.listeners] == [25]
     assert not any("outlasts" in n for n in out.notes)
+
+
+def test_a_vm_or_host_is_not_held_by_churn(clock):
+    """late_start=False (a booted VM, a live host: cron and our own SSH commands
+    always churn): the same loop gets the plain rules, which end at wait_after."""
+    frames = [f for f in DATA["late-supervisorctl"]["frames"] if f["t"] <= 12.0]
+    target = Replay(clock, frames, cycle_from=6.0)
+    out = gate.settle(target, gate.ScanOptions(), (), late_start=False)
+    assert clock.now - target.start < 12.0
+    assert not out.still_starting
