@@ -288,9 +288,9 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     complete = getattr(target, "complete_findings", None)  # VMs/hosts: enabled units, installed packages
     if complete is not None:
         findings = complete(findings)
-    judged: list[Judged] = [evaluate(policy, f, boots_init=init, today=opts.today) for f in findings]
-    _unjudged_errors(snap.listeners, probes, findings, errors)
     info: TargetInfo = replace(target.info, pid1=pid1, boots_init=init)
+    judged: list[Judged] = [evaluate(policy, f, boots_init=init, today=opts.today, target=info) for f in findings]
+    _unjudged_errors(snap.listeners, probes, findings, errors)
     return ScanResult(
         target=info,
         listeners=snap.listeners,

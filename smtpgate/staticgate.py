@@ -24,9 +24,12 @@ BLIND_SPOT = ("static analysis only: SMTP servers that are not known software (c
               "does not know) are found only by a normal scan")
 
 
-def image_facts(client: Any, image: Any, boots_init: bool | None = None) -> StaticFacts:
-    """Analyse an SDK image object's filesystem and config, never running it."""
+def image_facts(client: Any, image: Any, boots_init: bool | None = None, spec: Any = None) -> StaticFacts:
+    """Analyse an SDK image object's filesystem and config, never running it; with a
+    `RunSpec`, the config is the one the deployment runs (its entrypoint, command, env)."""
     config = image_config(image.attrs)
+    if spec is not None:
+        config = spec.effective(config)
     with image_filesystem(client, image.id, config=config) as fs:
         return analyse(fs, image_config=config, boots_init=boots_init)
 
@@ -43,28 +46,31 @@ def incomplete_error(facts: StaticFacts) -> list[str]:
             "so what is enabled or installed may be missing"]
 
 
-def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None) -> ScanResult:
-    """Judge an image from static evidence only; every failure is an error in the result."""
+def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None,
+                spec: Any = None) -> ScanResult:
+    """Judge an image from static evidence only; every failure is an error in the result.
+    With a `RunSpec` (smtpgate.workload), as that deployment runs it."""
     from smtpgate.policy import evaluate
     from smtpgate.targets.docker import engine
 
     started = time.monotonic()
-    info = TargetInfo(kind="image", ref=ref)
+    info = spec.target_info() if spec is not None else TargetInfo(kind="image", ref=ref)
     try:
         client = client or engine()
         image = _image(client, ref, pull)
         config = image_config(image.attrs)
-        info = TargetInfo(kind="image", ref=ref, image_id=image.id,
-                          digests=tuple(image.attrs.get("RepoDigests") or ()),
-                          entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
-        facts = image_facts(client, image, opts.boots_init)
+        if spec is not None:
+            config = spec.effective(config)
+        info = replace(info, image_id=image.id, digests=tuple(image.attrs.get("RepoDigests") or ()),
+                       entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
+        facts = image_facts(client, image, opts.boots_init, spec)
     except Interrupted:
         raise
     except SmtpgateError as exc:
         return ScanResult(target=info, errors=(str(exc),), method="static",
                           timings={"total": time.monotonic() - started})
     init = facts.boots_init
-    judged = tuple(evaluate(policy, f, boots_init=init, today=opts.today) for f in static_findings(facts))
+    judged = tuple(evaluate(policy, f, boots_init=init, today=opts.today, target=info) for f in static_findings(facts))
     why = "as told (--boots-init/--no-boots-init)" if opts.boots_init is not None else (
         f"PID 1 would be {facts.init or 'unknown'}")
     notes = [f"--static: judged from the image's filesystem and config ({facts.source}); no container was started",
@@ -102,6 +108,7 @@ class StaticEvidence:
         client = getattr(target, "_client", None)
         image_id = getattr(getattr(target, "info", None), "image_id", None)
         self._thread: threading.Thread | None = None
+        self._spec = getattr(target, "spec", None)
         if client is None or not image_id or getattr(target.info, "kind", "") != "image":
             return
         self._thread = threading.Thread(target=self._run, args=(client, image_id), name="smtpgate-static",
@@ -111,7 +118,7 @@ class StaticEvidence:
     def _run(self, client: Any, image_id: str) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(client, client.images.get(image_id))
+            self.facts = image_facts(client, client.images.get(image_id), spec=self._spec)
         except Exception as exc:  # noqa: BLE001 - static evidence is extra: its failure is a note
             self.error = f"static analysis of the image failed: {exc}"
         self.seconds = time.monotonic() - started
