@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -114,6 +115,7 @@ class RunSpec:
         if self.show_env:
             return ()
         values = {v for _, v in self.env if len(v) >= MIN_SECRET}
+        values |= {p for v in list(values) if (p := _url_password(v)) and len(p) >= MIN_SECRET}
         return tuple(sorted(values, key=len, reverse=True))
 
     def effective(self, config: Any) -> Any:
@@ -147,6 +149,17 @@ class RunSpec:
         if self.healthcheck is not None:
             out["healthcheck"] = self.healthcheck.api()
         return out
+
+
+def _url_password(value: str) -> str | None:
+    """The password of a URL-shaped value (`postgres://user:PASSWORD@host/db`): programs
+    print such URLs without the host part, so the password alone is a secret too."""
+    if "://" not in value or "@" not in value:
+        return None
+    try:
+        return urllib.parse.urlsplit(value.strip()).password
+    except ValueError:
+        return None
 
 
 def scrub(text: str, secrets: Sequence[str]) -> str:
