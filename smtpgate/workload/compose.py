@@ -15,6 +15,7 @@ kept to be compared with what listens.
 
 from __future__ import annotations
 
+import difflib
 import functools
 import json
 import os
@@ -26,7 +27,7 @@ from typing import Any
 
 from smtpgate.errors import WorkloadError
 from smtpgate.workload.spec import DeclaredPort, Healthcheck, Mount, RunSpec, env_items, read_env_file
-from smtpgate.workload.yamldoc import documents, dotted, line_of, read_text
+from smtpgate.workload.yamldoc import documents, dotted, key_line_of, line_of, read_text
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "schema", "compose-spec.json")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -176,14 +177,27 @@ def validate(data: Any, path: str, node: Any) -> None:
     for err in errors[:5]:
         where = list(err.absolute_path)
         key = dotted(where) or "(top level)"
-        lines.append(f"{path}:{line_of(node, where)}: {key}: {_schema_message(err)}")
+        extra = _unknown_keys(err)
+        at = key_line_of(node, [*where, extra[0]]) if extra else line_of(node, where)
+        lines.append(f"{path}:{at}: {key}: {_schema_message(err, extra)}")
     more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
     raise WorkloadError("invalid Compose file: " + "; ".join(lines) + more)
 
 
-def _schema_message(err: Any) -> str:
-    if err.validator == "additionalProperties":
-        return err.message.replace("Additional properties are not allowed", "unknown key(s)")
+def _unknown_keys(err: Any) -> list[str]:
+    """The keys an `additionalProperties: false` error is about."""
+    if err.validator != "additionalProperties" or not isinstance(err.instance, dict):
+        return []
+    known, patterns = err.schema.get("properties") or {}, err.schema.get("patternProperties") or {}
+    return [str(k) for k in err.instance if k not in known and not any(re.search(p, str(k)) for p in patterns)]
+
+
+def _schema_message(err: Any, extra: Sequence[str] = ()) -> str:
+    if extra:
+        known = list(err.schema.get("properties") or ())
+        hints = [h for k in extra for h in difflib.get_close_matches(k, known, n=1)]
+        guess = f" (did you mean {', '.join(map(repr, hints))}?)" if hints else ""
+        return f"unknown key(s) {', '.join(map(repr, extra))}{guess}"
     if err.validator in ("oneOf", "anyOf"):
         return f"{_short(err.instance)} is not a valid value here"
     return err.message[:300]

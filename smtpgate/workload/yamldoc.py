@@ -91,6 +91,18 @@ def line_of(node: Node | None, path: Sequence[str | int]) -> int | None:
     return line
 
 
+def key_line_of(node: Node | None, path: Sequence[str | int]) -> int | None:
+    """The line of the key that ends `path` (where an unknown key is written)."""
+    parent = node
+    for step in path[:-1]:
+        parent = _child(parent, step) if parent is not None else None
+    if isinstance(parent, MappingNode) and path:
+        for key, _ in parent.value:
+            if isinstance(key, ScalarNode) and key.value == str(path[-1]):
+                return key.start_mark.line + 1
+    return line_of(node, path)
+
+
 def _child(node: Node, step: str | int) -> Node | None:
     if isinstance(node, SequenceNode) and isinstance(step, int):
         return node.value[step] if 0 <= step < len(node.value) else None
