@@ -26,14 +26,23 @@ from dataclasses import dataclass
 from typing import Any
 
 from smtpgate.errors import WorkloadError
-from smtpgate.workload.spec import DeclaredPort, Healthcheck, Mount, RunSpec, env_items, read_env_file
+from smtpgate.workload.spec import (
+    DeclaredPort,
+    Healthcheck,
+    Mount,
+    RunSpec,
+    bind_problem,
+    env_items,
+    read_env_file,
+)
 from smtpgate.workload.yamldoc import documents, dotted, key_line_of, line_of, read_text
 
 SCHEMA = os.path.join(os.path.dirname(__file__), "schema", "compose-spec.json")
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ns|us|µs|ms|s|m|h)")
 _UNITS = {"ns": 1, "us": 10**3, "µs": 10**3, "ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9}
-NOT_REPRODUCED = ("networks", "depends_on", "links", "network_mode", "extra_hosts", "dns")
+NOT_REPRODUCED = ("networks", "depends_on", "links", "network_mode", "extra_hosts", "dns", "privileged", "cap_add",
+                  "devices", "pid", "ipc", "security_opt", "sysctls", "ulimits")
 
 
 @dataclass(frozen=True)
@@ -215,7 +224,8 @@ def service_spec(path: str, base: str, name: str, svc: Mapping[str, Any], node: 
                  env_file_env: Mapping[str, str], show_env: bool = False) -> RunSpec:
     """A service as `docker compose up` would create its container."""
     where = ["services", name]
-    notes = [f"Compose {k!r} is not reproduced (the scan stays isolated)" for k in NOT_REPRODUCED if k in svc]
+    notes = [f"Compose {k!r} is not reproduced (the scan stays isolated and unprivileged)"
+             for k in NOT_REPRODUCED if k in svc]
     env = _env_files(svc.get("env_file"), base, env_file_env) + _environment(svc.get("environment"), env_file_env)
     mounts, mount_notes = _volumes(svc.get("volumes") or (), base)
     build = svc.get("build") if not svc.get("image") else None
@@ -304,8 +314,9 @@ def _volumes(items: Sequence[Any], base: str) -> tuple[tuple[Mount, ...], list[s
             notes.append(f"volume {target}: a {kind} is not reproduced (the container starts without it)")
             continue
         full = os.path.abspath(os.path.join(base, os.path.expanduser(source)))
-        if not os.path.exists(full):
-            notes.append(f"volume {target}: {source} does not exist on this host; not mounted")
+        problem = bind_problem(full, within=base)
+        if problem:
+            notes.append(f"volume {target}: {problem.replace(full, source)}")
             continue
         if "ro" not in mode.split(","):
             notes.append(f"volume {target}: mounted read-only (Compose says read-write; the scan never lets the "

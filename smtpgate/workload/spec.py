@@ -242,9 +242,29 @@ def parse_mount(text: str, base: str = ".") -> Mount:
     source = os.path.abspath(os.path.join(base, parts[0]))
     if not parts[1].startswith("/"):
         raise WorkloadError(f"--mount {text!r}: the target {parts[1]!r} must be an absolute path")
-    if not os.path.exists(source):
-        raise WorkloadError(f"--mount {text!r}: {source} does not exist")
+    problem = bind_problem(source)
+    if problem:
+        raise WorkloadError(f"--mount {text!r}: {problem}")
     return Mount(source, parts[1])
+
+
+def bind_problem(source: str, within: str | None = None) -> str | None:
+    """Why a host path must not be bound into the image under test, or None.
+
+    Only regular files and directories: a socket bound read-only still lets the
+    image connect to it (the engine's own socket would hand it the host), and
+    devices are not configuration. ``within``: the path (symlinks resolved) must
+    lie inside that directory (a Compose file's project directory)."""
+    real = os.path.realpath(source)
+    if within is not None:
+        root = os.path.realpath(within)
+        if os.path.commonpath([root, real]) != root:
+            return f"{source} is outside the project directory {root}; not mounted"
+    if not os.path.exists(real):
+        return f"{source} does not exist"
+    if not (os.path.isfile(real) or os.path.isdir(real)):
+        return f"{source} is not a regular file or directory (sockets and devices are never mounted)"
+    return None
 
 
 def env_items(pairs: Iterable[tuple[str, str]]) -> tuple[tuple[str, str], ...]:

@@ -212,3 +212,29 @@ def test_no_secret_reaches_any_report_or_log(tmp_path):
     for secret in SECRETS:
         assert secret not in text + text_b, secret
 
+
+
+def test_compose_static_judges_each_service_without_running_it(deploy_scan):
+    run = deploy_scan("--compose", COMPOSE, "--static")
+    assert run.code == 1, run.report
+    targets = _targets(run)
+    assert {ref: (t["method"], t["verdict"]) for ref, t in targets.items()} == {
+        f"{COMPOSE}#web": ("static", "pass"), f"{COMPOSE}#relay": ("static", "fail")}
+
+
+def test_build_only_services_are_refused_or_built(deploy_scan, tmp_path, docker_client):
+    (tmp_path / "relay").mkdir()
+    (tmp_path / "relay" / "Dockerfile").write_text(f"FROM {RELAY}\nENV ENABLE_RELAY=1\n")
+    compose = tmp_path / "compose.yaml"
+    compose.write_text("services:\n  relay:\n    build: ./relay\n")
+    refused = deploy_scan("--compose", str(compose))
+    assert refused.code == 2
+    assert "service(s) relay have no `image:` (only `build:`)" in refused.report["errors"][0]
+    tag = f"{tmp_path.name.lower().replace('.', '')}-relay:smtpgate"
+    try:
+        run = deploy_scan("--compose", str(compose), "--compose-build")
+        assert run.code == 1, run.report
+        (target,) = run.report["targets"]
+        assert target["image"] == tag and target["ref"] == f"{compose}#relay"
+    finally:
+        docker_client.images.remove(tag, force=True)

@@ -85,12 +85,33 @@ def test_volumes_only_read_only_binds():
     mail = _load()[0]["mailserver"]
     base = MAIL.parent
     assert mail.mounts == (Mount(str(base / "config"), "/tmp/docker-mailserver/"),
-                           Mount(str(base / "dms.cf"), "/etc/dms.cf"), Mount("/etc/localtime", "/etc/localtime"))
+                           Mount(str(base / "dms.cf"), "/etc/dms.cf"))
+    assert any("/etc/localtime: /etc/localtime is outside the project directory" in n for n in mail.notes)
     assert any("/tmp/docker-mailserver/: mounted read-only" in n for n in mail.notes)
     assert any("/var/mail/: a volume is not reproduced" in n for n in mail.notes)
     assert any("/srv/missing: ./missing-dir does not exist" in n for n in mail.notes)
-    assert "Compose 'networks' is not reproduced (the scan stays isolated)" in mail.notes
+    assert "Compose 'networks' is not reproduced (the scan stays isolated and unprivileged)" in mail.notes
+    assert "Compose 'cap_add' is not reproduced (the scan stays isolated and unprivileged)" in mail.notes
     assert mail.create_kwargs()["volumes"][str(base / "dms.cf")] == {"bind": "/etc/dms.cf", "mode": "ro"}
+
+
+def test_binds_never_reach_outside_the_project_or_sockets(tmp_path):
+    import socket
+
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "main.cf").write_text("x")
+    (tmp_path / "escape").symlink_to("/etc")
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(tmp_path / "engine.sock"))
+        (tmp_path / "c.yaml").write_text(
+            "services:\n  s:\n    image: i\n    volumes:\n      - ./conf/main.cf:/etc/postfix/main.cf:ro\n"
+            "      - ./escape:/x:ro\n      - ../:/up:ro\n      - ./engine.sock:/var/run/docker.sock:ro\n"
+            "      - /var/run/docker.sock:/var/run/docker.sock\n")
+        spec = _load(tmp_path / "c.yaml")[0]["s"]
+    assert spec.mounts == (Mount(str(tmp_path / "conf" / "main.cf"), "/etc/postfix/main.cf"),)
+    assert [n.split(":")[0] for n in spec.notes] == ["volume /x", "volume /up", "volume /var/run/docker.sock",
+                                                     "volume /var/run/docker.sock"]
+    assert "not a regular file or directory (sockets and devices are never mounted)" in spec.notes[2]
 
 
 def test_build_only_services_are_refused_by_name():

@@ -87,6 +87,12 @@ def test_mounts_are_read_only_binds_only(tmp_path):
                 f"{tmp_path}/nope:/etc/x", "a:b:c:d"):
         with pytest.raises(WorkloadError):
             parse_mount(bad)
+    import socket
+
+    with socket.socket(socket.AF_UNIX) as sock:  # a read-only bound socket still connects (docker.sock)
+        sock.bind(str(tmp_path / "engine.sock"))
+        with pytest.raises(WorkloadError, match="sockets and devices are never mounted"):
+            parse_mount(f"{tmp_path}/engine.sock:/var/run/docker.sock:ro")
 
 
 def _args(**kw):
