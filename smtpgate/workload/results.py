@@ -23,11 +23,23 @@ def finish(result: ScanResult, spec: RunSpec) -> ScanResult:
     if spec.unknown_env:
         notes.append("not known offline (Secrets, ConfigMaps, fields of the cluster): "
                      f"{'; '.join(spec.unknown_env)}; judged with them unset (the branch where they are not set)")
+    if any("exited with code" in e for e in result.errors):
+        notes.append(_exit_hint(spec))
     judged = result.judged
     if spec.ports and result.method != "static":
         port_notes, judged = compare_ports(result, spec)
         notes += port_notes
     return scrubbed(dataclasses.replace(result, notes=tuple(notes), judged=judged), spec.secrets())
+
+
+def _exit_hint(spec: RunSpec) -> str:
+    if spec.unknown_env:
+        return ("it exited as the manifest declares it, with the variables not known offline unset: write their "
+                "values into a copy of the manifest (or a Compose file) to scan the configured branch")
+    if not spec.customised and not spec.name:
+        return ("if the image needs configuration to start (variables, a command, a config file), scan it as it "
+                "is deployed: --env/--env-file, -- CMD, --mount SRC:DST, or --compose FILE / --k8s FILE")
+    return "it exited with the deployment's configuration: the container's last log lines say why"
 
 
 def compare_ports(result: ScanResult, spec: RunSpec) -> tuple[list[str], tuple[Judged, ...]]:

@@ -68,6 +68,7 @@ def test_app_without_its_env_could_not_be_decided(scan_image):
     assert run.code == 2
     (target,) = run.report["targets"]
     assert any("DATABASE_URL is not set" in e for e in target["errors"]), target["errors"]
+    assert any("scan it as it is deployed: --env/--env-file" in n for n in target["notes"])
 
 
 def test_app_with_its_env_passes_and_hides_the_value(scan_image):

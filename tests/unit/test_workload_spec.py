@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -206,3 +207,21 @@ def test_scoped_approvals_are_validated(text, message):
     with pytest.raises(PolicyError) as err:
         policy_from_text(f"version: 1\napprovals:\n  - reason: r\n    {text}\n", "p.yml")
     assert message in str(err.value)
+
+
+def test_effective_config_is_what_the_engine_makes_of_the_create_call():
+    # captured from docker 20.10 by data/workload/capture/engine_precedence.py (containers created, never run)
+    from pathlib import Path
+
+    from smtpgate.static.image import image_config
+    from tests.unit.data.workload.capture.engine_precedence import CASES
+
+    captured = json.loads((Path(__file__).parent / "data/workload/capture/engine-precedence.json").read_text())
+    image = image_config({"Config": captured["image"]})
+    assert set(captured["cases"]) == set(CASES)
+    for name, spec in CASES.items():
+        engine = image_config({"Config": captured["cases"][name]["config"]})
+        mine = spec.effective(image)
+        assert captured["cases"][name]["create"] == json.loads(json.dumps(spec.create_kwargs())), name
+        assert (mine.entrypoint, mine.cmd, mine.env, mine.user, mine.workdir) == (
+            engine.entrypoint, engine.cmd, engine.env, engine.user, engine.workdir), name
