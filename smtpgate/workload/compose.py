@@ -78,14 +78,74 @@ def load_compose(path: str, opts: ComposeOptions, environ: Mapping[str, str]) ->
             notes.append(f"{path}#{name}: not scanned, its profiles ({', '.join(sorted(svc_profiles))}) are "
                          "not enabled (--profile)")
             continue
+        if svc.get("extends"):
+            svc = extended(name, services, path, env)
+            notes.append(f"{path}#{name}: extends {_short(services[name]['extends'])}, merged as Compose merges")
         if not svc.get("image") and not (opts.build and svc.get("build")):
             build_only.append(name)
             continue
         specs.append(service_spec(path, base, name, svc, node, env_file_env=environ, show_env=opts.show_env))
+    if "include" in data:
+        notes.append(f"{path}: `include:` is not followed; scan the included files with --compose too")
+    if not specs and not build_only:
+        why = "; ".join(notes) or "it declares no service"
+        raise WorkloadError(f"{path}: no service to scan ({why})")
     if build_only:
         raise WorkloadError(f"{path}: service(s) {', '.join(build_only)} have no `image:` (only `build:`): "
                             "build and tag them first, or pass --compose-build to build them with the engine")
     return specs, notes
+
+
+MERGED_LISTS = ("ports", "expose", "volumes", "env_file", "dns", "cap_add", "devices", "extra_hosts")
+
+
+def extended(name: str, services: Mapping[str, Any], path: str, env: Mapping[str, str],
+             seen: tuple[str, ...] = ()) -> dict[str, Any]:
+    """A service with its `extends:` chain merged in (same file, or `file:` relative to this
+    one; paths inside another file's service are not rebased)."""
+    svc = dict(services[name])
+    ext = svc.pop("extends", None)
+    if not ext:
+        return svc
+    key = f"{path}#{name}"
+    if key in seen or len(seen) > 10:
+        raise WorkloadError(f"{path}: services.{name}.extends: a cycle or a chain too long ({' -> '.join(seen)})")
+    parent, file = (ext, None) if isinstance(ext, str) else (ext.get("service"), ext.get("file"))
+    where, pool = path, services
+    if file:
+        where = os.path.join(os.path.dirname(path), str(file))
+        docs = documents(read_text(where), where)
+        data = _interpolate(docs[0][0] if docs else None, env, where, docs[0][1] if docs else None, [])
+        pool = (data or {}).get("services") or {} if isinstance(data, dict) else {}
+    if parent not in pool:
+        raise WorkloadError(f"{path}: services.{name}.extends: no service {parent!r} in {where}")
+    return _merge(extended(str(parent), pool, where, env, (*seen, key)), svc)
+
+
+def _merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        old = out.get(key)
+        if key in ("environment", "labels"):
+            out[key] = {**_as_map(old), **_as_map(value)}
+        elif isinstance(value, dict) and isinstance(old, dict):
+            out[key] = _merge(old, value)
+        elif key in MERGED_LISTS and old is not None:
+            olds = old if isinstance(old, list) else [old]
+            out[key] = olds + [v for v in (value if isinstance(value, list) else [value]) if v not in olds]
+        else:
+            out[key] = value
+    return out
+
+
+def _as_map(value: Any) -> dict[str, Any]:
+    if isinstance(value, dict):
+        return dict(value)
+    out: dict[str, Any] = {}
+    for item in value or ():
+        key, eq, val = str(item).partition("=")
+        out[key] = val if eq else None
+    return out
 
 
 def dotenv(path: str, environ: Mapping[str, str]) -> dict[str, str]:

@@ -25,7 +25,9 @@ from smtpgate.errors import WorkloadError
 
 ENV_NAME = re.compile(r"[^=\s]+")
 HIDDEN = "***"
-MIN_SECRET = 4  # values shorter than this are not scrubbed from free text (ENABLE_RELAY=1 would hide every '1')
+# Values shorter than this are shown as KEY=*** but not searched for in free text: ENABLE_RELAY=1 or
+# LOG_LEVEL=info would otherwise hide every '1' and 'info' of a report; passwords are longer.
+MIN_SECRET = 6
 
 
 @dataclass(frozen=True)

@@ -163,3 +163,17 @@ def test_schema_is_vendored_with_its_licence():
     here = Path(__file__).resolve().parents[2] / "smtpgate" / "workload" / "schema"
     assert {"compose-spec.json", "LICENSE-compose-spec", "README.md"} <= set(os.listdir(here))
     assert "Apache License" in (here / "LICENSE-compose-spec").read_text()
+
+
+def test_extends_in_the_same_file_and_another():
+    path = DATA / "extends" / "compose.yaml"
+    specs, notes = _load(path, services=("api", "relay"))
+    api, relay = specs["api"], specs["relay"]
+    assert (api.image, api.user, api.cmd) == ("example/app:1", "1000", ("serve", "--api"))
+    assert dict(api.env) == {"LOG_LEVEL": "info", "API_MODE": "on"}
+    assert relay.image == "example/postfix:3.8"
+    assert dict(relay.env) == {"TZ": "UTC", "RELAY_HOST": "relay.internal"}
+    assert [p.port for p in relay.ports] == [25, 587]
+    assert any("#relay: extends" in n for n in notes)
+    with pytest.raises(WorkloadError, match="a cycle"):
+        _load(path, services=("loop",))

@@ -151,10 +151,10 @@ def test_secrets_are_scrubbed_from_every_string_of_a_result():
     assert "environment set by the deployment: TOKEN=***, ENABLE_RELAY=***" in out.notes
     assert Evidence("deployment", "published by the deployment: ports: 2525:25") in out.judged[0].finding.evidence
     assert scrubbed(("a1", ["1"]), ()) == ("a1", ["1"])  # nothing to hide: untouched
-    assert RunSpec("i", env=(("A", "1"),)).secrets() == ()  # too short to scrub from free text
+    assert RunSpec("i", env=(("A", "1"), ("B", "info"))).secrets() == ()  # too short to scrub from free text
     url = RunSpec("i", env=(("DB", "postgres://app:db-pass-1@db:5432/app"),))
     assert url.secrets() == ("postgres://app:db-pass-1@db:5432/app", "db-pass-1")
-    assert RunSpec("i", env=(("A", "abcd"),), show_env=True).secrets() == ()
+    assert RunSpec("i", env=(("A", "abcdefgh"),), show_env=True).secrets() == ()
 
 
 def test_declared_ports_compared_with_what_listens():
