@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from smtpgate.cli import main
 from smtpgate.errors import WorkloadError
 from smtpgate.workload.compose import ComposeOptions, interpolate, load_compose
 from smtpgate.workload.spec import DeclaredPort, Healthcheck, Mount
@@ -134,6 +135,7 @@ def test_malformed_files_name_file_and_line(name, message):
     with pytest.raises(WorkloadError) as err:
         _load(DATA / name)
     assert message in str(err.value)
+    assert main(["scan", "--compose", str(DATA / name), "-q"]) == 2
 
 
 @pytest.mark.parametrize(("text", "env", "out"), [

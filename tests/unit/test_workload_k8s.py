@@ -135,6 +135,7 @@ def test_malformed_manifests_name_document_and_path(name, text, message, tmp_pat
     with pytest.raises(WorkloadError) as err:
         load_k8s(str(path))
     assert message in str(err.value)
+    assert main(["scan", "--k8s", str(path), "-q"]) == 2  # the CLI: exit 2, before any engine is asked
 
 
 def test_malformed_manifest_is_exit_2_before_any_engine(tmp_path, capsys):
