@@ -20,6 +20,10 @@ def finish(result: ScanResult, spec: RunSpec) -> ScanResult:
     notes = list(result.notes) + list(spec.notes)
     if spec.env:
         notes.append(f"environment set by the deployment: {', '.join(spec.env_shown())}")
+    if spec.mounts:
+        shown = ", ".join(f"{m.source} at {m.target}" for m in spec.mounts)
+        notes.append(f"mounted read-only: {shown}; the static evidence reads the image's own files there, "
+                     "not the mounted ones")
     if spec.unknown_env:
         notes.append("not known offline (Secrets, ConfigMaps, fields of the cluster): "
                      f"{'; '.join(spec.unknown_env)}; judged with them unset (the branch where they are not set)")

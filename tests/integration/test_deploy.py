@@ -239,3 +239,17 @@ def test_build_only_services_are_refused_or_built(deploy_scan, tmp_path, docker_
         assert target["image"] == tag and target["ref"] == f"{compose}#relay"
     finally:
         docker_client.images.remove(tag, force=True)
+
+
+def test_a_mounted_config_file_is_what_runs(scan_image, docker_client, tmp_path):
+    # postfix-all listens on all interfaces; deployed with a main.cf that says loopback-only, it passes
+    image = EXPECTED["postfix-all"]["image"]
+    main_cf = docker_client.containers.run(image, ["cat", "/etc/postfix/main.cf"], remove=True,
+                                           network_mode="none", labels={"smtpgate": "test-deploy"})
+    lines = [ln for ln in main_cf.decode().splitlines() if not ln.startswith("inet_interfaces")]
+    (tmp_path / "main.cf").write_text("\n".join([*lines, "inet_interfaces = loopback-only", ""]))
+    run = scan_image(image, "--mount", f"{tmp_path}/main.cf:/etc/postfix/main.cf")
+    assert run.code == 0, run.report
+    (target,) = run.report["targets"]
+    assert {li["scope"] for li in target["listeners"]} == {"loopback"}
+    assert any(n.startswith("mounted read-only:") for n in target["notes"])
