@@ -25,6 +25,7 @@ always quoted in the message, so it is never lost.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,12 +121,21 @@ def place_of(finding: Finding | None, anchor: str | None, target: TargetInfo | N
         if not path.startswith("/"):
             return Place(path.removeprefix("./") or path, line)
     if target is not None and target.source:  # the line of the container's `image:` in its manifest
-        return Place(target.source.removeprefix("./"), max(target.line or 1, 1))
+        return Place(_repo_path(target.source), max(target.line or 1, 1))
     if anchor:
         return Place(anchor, 1)
     for path, line in located:
         return Place(path, line, in_repo=False)
     return None
+
+
+def _repo_path(path: str) -> str:
+    """A manifest named by an absolute path inside the working directory (the
+    checkout), relative to it, as CI systems want; others as given."""
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+    return path.removeprefix("./")
 
 
 def image_paths(finding: Finding) -> list[str]:

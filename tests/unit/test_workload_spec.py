@@ -225,3 +225,17 @@ def test_effective_config_is_what_the_engine_makes_of_the_create_call():
         assert captured["cases"][name]["create"] == json.loads(json.dumps(spec.create_kwargs())), name
         assert (mine.entrypoint, mine.cmd, mine.env, mine.user, mine.workdir) == (
             engine.entrypoint, engine.cmd, engine.env, engine.user, engine.workdir), name
+
+
+def test_issues_point_at_the_manifest_line(tmp_path, monkeypatch):
+    from smtpgate.report.interface import ReportMeta
+    from smtpgate.report.issues import issues
+
+    monkeypatch.chdir(tmp_path)
+    for source, shown in ((str(tmp_path / "deploy" / "compose.yaml"), "deploy/compose.yaml"),
+                          ("./k8s.yaml", "k8s.yaml"), ("/elsewhere/k8s.yaml", "/elsewhere/k8s.yaml")):
+        result = _result()
+        result = ScanResult(TargetInfo("image", "w#c", workload="w#c", source=source, line=12),
+                            listeners=result.listeners, judged=result.judged, errors=("boom",))
+        places = {(i.place.path, i.place.line) for i in issues([result], ReportMeta(anchor="Dockerfile"))}
+        assert places == {(shown, 12)}, source
