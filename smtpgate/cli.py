@@ -179,7 +179,8 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             greeting_timeout=args.greeting_timeout, boots_init=args.boots_init,
         )
         if specs:  # with --static, judged from their filesystem and config only: nothing runs
-            results = scan_specs(specs, lambda spec: _target(spec, args), policy, opts, args)
+            results = scan_specs(specs, lambda spec: _target(spec, args),
+                                 lambda spec: _scan_static(spec, policy, opts, args), policy, opts, args)
         _scan_vms(args, policy, opts, results)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reports on every path, then exit 2
         message = _run_error(exc, args)
@@ -209,23 +210,40 @@ def _run_error(exc: BaseException, args: argparse.Namespace) -> str:
 
 
 def _policy(path: str | None) -> Any:
+    """The policy; its software ids must be ones smtpgate knows (a typo would approve nothing)."""
+    from smtpgate import software
     from smtpgate.policy import default_policy, load_policy
 
-    return load_policy(path) if path else default_policy()
+    known = {m.id for m in software.all_mtas()} | {"unknown"}  # "unknown": an SMTP server no entry names
+    return load_policy(path, known_software=known) if path else default_policy()
 
 
 def _target(spec: Any, args: argparse.Namespace) -> Any:
-    from smtpgate.targets.docker import DockerImageTarget
+    from smtpgate.targets import TargetOptions, make_target
+
+    options = TargetOptions(pull=args.pull, memory=args.memory, pids=args.pids, network=args.network,
+                            method=args.method, helper_image=args.helper_image, ssh_key=args.ssh_key,
+                            ssh_known_hosts=args.ssh_known_hosts, spec=spec)
+    return make_target(spec.image, options)
+
+
+def _scan_static(spec: Any, policy: Any, opts: Any, args: argparse.Namespace) -> Any:
+    """--static for one reference, by its kind: images are read from the engine; a live
+    ssh:// host has no image to read (it is inspected in place without --static)."""
+    from smtpgate.model import ScanResult, TargetInfo
+    from smtpgate.staticgate import scan_static
+    from smtpgate.targets import kind_of
 
     ref = spec.image
-    if ref.startswith("ssh://"):  # a live host, inspected in place over SSH
-        from smtpgate.targets.ssh import SshHostTarget, parse_ssh_url
-
-        endpoint = replace(parse_ssh_url(ref), identity=args.ssh_key, known_hosts=args.ssh_known_hosts)
-        return SshHostTarget(endpoint)
-
-    return DockerImageTarget(ref, pull=args.pull, memory=args.memory, pids=args.pids, network=args.network,
-                             method=args.method, helper_image=args.helper_image, spec=spec)
+    try:
+        kind = kind_of(ref)
+    except SmtpgateError as exc:
+        return ScanResult(target=TargetInfo(kind="unknown", ref=ref), errors=(str(exc),), method="static")
+    if kind != "image":
+        return ScanResult(target=TargetInfo(kind="host", ref=ref), method="static", errors=(
+            f"--static reads image filesystems and VM disks; {ref} is a live host, inspected in place: "
+            "scan it without --static",))
+    return scan_static(ref, policy, opts, pull=args.pull, spec=spec)
 
 
 def _deploy_arguments(scan: argparse.ArgumentParser) -> None:

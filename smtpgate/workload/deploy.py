@@ -87,17 +87,16 @@ def _built(spec: RunSpec, path: str) -> RunSpec:
     return replace(spec, image=tag, notes=spec.notes + (f"built from {context} (--compose-build) as {tag}",))
 
 
-def scan_specs(specs: Sequence[RunSpec], make_target: Callable[[RunSpec], Any], policy: Any, opts: Any,
-               args: Any) -> list[ScanResult]:
+def scan_specs(specs: Sequence[RunSpec], make_target: Callable[[RunSpec], Any],
+               scan_static: Callable[[RunSpec], ScanResult], policy: Any, opts: Any, args: Any) -> list[ScanResult]:
     """Scan every spec (in order): init containers and --static judged statically, the rest run."""
     from smtpgate.runner import run_many
-    from smtpgate.staticgate import scan_static
 
     static = [i for i, s in enumerate(specs) if args.static or s.role == "init"]
     results: dict[int, ScanResult] = {}
     for i in static:
         spec = specs[i]
-        result = scan_static(spec.image, policy, opts, pull=args.pull, spec=spec)
+        result = scan_static(spec)
         if spec.role == "init" and not args.static:
             result = replace(result, notes=(INIT_NOTE, *result.notes))
         results[i] = result
