@@ -22,7 +22,7 @@ import os
 import re
 import shlex
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from smtpgate.errors import WorkloadError
@@ -84,7 +84,8 @@ def load_compose(path: str, opts: ComposeOptions, environ: Mapping[str, str]) ->
         if not svc.get("image") and not (opts.build and svc.get("build")):
             build_only.append(name)
             continue
-        specs.append(service_spec(path, base, name, svc, node, env_file_env=environ, show_env=opts.show_env))
+        spec = service_spec(path, base, name, svc, node, env_file_env=environ, show_env=opts.show_env)
+        specs.append(with_secrets(spec, svc.get("secrets") or (), data.get("secrets") or {}, base))
     if "include" in data:
         notes.append(f"{path}: `include:` is not followed; scan the included files with --compose too")
     if not specs and not build_only:
@@ -146,6 +147,31 @@ def _as_map(value: Any) -> dict[str, Any]:
         key, eq, val = str(item).partition("=")
         out[key] = val if eq else None
     return out
+
+
+def with_secrets(spec: RunSpec, wanted: Sequence[Any], declared: Mapping[str, Any], base: str) -> RunSpec:
+    """Compose secrets backed by a file are bound read-only at /run/secrets/<target>, as
+    Compose does (images read `*_FILE` variables from there); their contents are secrets
+    too. Secrets from the environment or an external store are not reproduced (noted)."""
+    mounts, hidden, notes = list(spec.mounts), list(spec.hidden), list(spec.notes)
+    for item in wanted:
+        name, target = (item, item) if isinstance(item, str) else (item.get("source"), item.get("target"))
+        target = str(target or name)
+        target = target if target.startswith("/") else f"/run/secrets/{target}"
+        source = (declared.get(name) or {}).get("file") if isinstance(declared.get(name), dict) else None
+        if not source:
+            notes.append(f"secret {name}: not file-backed, not reproduced (the container starts without it)")
+            continue
+        full = os.path.abspath(os.path.join(base, str(source)))
+        problem = bind_problem(full, within=base)
+        if problem or not os.path.isfile(full):
+            notes.append(f"secret {name}: {problem or 'not a file'}".replace(full, str(source)))
+            continue
+        mounts.append(Mount(full, target))
+        with open(full, encoding="utf-8", errors="replace") as fh:
+            text = fh.read(64 * 1024)
+        hidden += [v for v in {text, text.strip()} if v]
+    return replace(spec, mounts=tuple(mounts), hidden=tuple(hidden), notes=tuple(notes))
 
 
 def dotenv(path: str, environ: Mapping[str, str]) -> dict[str, str]:

@@ -87,6 +87,7 @@ class RunSpec:
     unknown_env: tuple[str, ...] = ()  # variables whose value is not known offline, with where they come from
     notes: tuple[str, ...] = ()
     show_env: bool = False
+    hidden: tuple[str, ...] = ()  # more values never to write (the contents of Compose secret files)
     build: Mapping[str, Any] | None = field(default=None, hash=False, compare=False)  # Compose `build:`
 
     @property
@@ -116,7 +117,7 @@ class RunSpec:
         another is replaced whole)."""
         if self.show_env:
             return ()
-        values = {v for _, v in self.env if len(v) >= MIN_SECRET}
+        values = {v for _, v in self.env if len(v) >= MIN_SECRET} | {v for v in self.hidden if len(v) >= MIN_SECRET}
         values |= {p for v in list(values) if (p := _url_password(v)) and len(p) >= MIN_SECRET}
         return tuple(sorted(values, key=len, reverse=True))
 

@@ -179,3 +179,12 @@ def test_extends_in_the_same_file_and_another():
     assert any("#relay: extends" in n for n in notes)
     with pytest.raises(WorkloadError, match="a cycle"):
         _load(path, services=("loop",))
+
+
+def test_file_secrets_are_bound_read_only_and_hidden():
+    path = DATA / "secrets" / "compose.yaml"
+    db = _load(path)[0]["db"]
+    assert db.mounts == (Mount(str(path.parent / "db_password.txt"), "/run/secrets/db_password"),)
+    assert "pg-secret-from-file-31337" in db.secrets()
+    assert "secret api_key: not file-backed, not reproduced (the container starts without it)" in db.notes
+    assert any(n.startswith("secret outside: /etc/hostname is outside the project directory") for n in db.notes)
