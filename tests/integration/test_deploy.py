@@ -121,6 +121,8 @@ def test_compose_services_are_scanned_as_declared(deploy_scan):
     (finding,) = [f for f in relay["findings"] if f["state"] == "listening"]
     assert {"kind": "deployment", "text": "published by the deployment: ports: 127.0.0.1:2525:25",
             "path": None, "line": None} in finding["evidence"]
+    assert f"mounted read-only: {DEPLOY / 'relay_password.txt'} at /run/secrets/relay_password; the static " \
+           "evidence reads the image's own files there, not the mounted ones" in relay["notes"]
     line = _line_of_image(DEPLOY / "compose.yaml", "  relay:")
     assert (relay["source"], relay["line"]) == (COMPOSE, line)
     sarif = run.sarif
@@ -191,7 +193,7 @@ def test_kubernetes_manifest_from_stdin(tmp_path, docker_client):
     assert labelled(docker_client, proc.pid) == ([], [])
 
 
-SECRETS = ("compose-db-secret-4711", "relay-env-file-secret-0815", "k8s-db-secret-2342", "k8s-report-secret-99",
+SECRETS = ("compose-db-secret-4711", "relay-env-file-secret-0815", "compose-file-secret-2468", "k8s-db-secret-2342", "k8s-report-secret-99",
            "cli-db-secret-5678", "env-file-secret-9012")
 
 
@@ -199,7 +201,7 @@ def test_no_secret_reaches_any_report_or_log(tmp_path):
     # Compose environment + env_file and manifest env values, in one run ...
     for sub in ("a", "b"):
         (tmp_path / sub).mkdir()
-    proc, text = _cli(["--compose", COMPOSE, "--service", "web", "--k8s", K8S], tmp_path / "a")
+    proc, text = _cli(["--compose", COMPOSE, "--k8s", K8S], tmp_path / "a")
     assert proc.returncode == 1
     # ... then --env and --env-file, with a container that prints its URL and exits (its last
     # log lines become the error message) and an engine that must not echo them either.
