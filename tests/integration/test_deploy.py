@@ -193,7 +193,8 @@ def test_kubernetes_manifest_from_stdin(tmp_path, docker_client):
     assert labelled(docker_client, proc.pid) == ([], [])
 
 
-SECRETS = ("compose-db-secret-4711", "relay-env-file-secret-0815", "compose-file-secret-2468", "k8s-db-secret-2342", "k8s-report-secret-99",
+SECRETS = ("compose-db-secret-4711", "relay-env-file-secret-0815", "compose-file-secret-2468",
+           "k8s-db-secret-2342", "k8s-report-secret-99",
            "cli-db-secret-5678", "env-file-secret-9012")
 
 
