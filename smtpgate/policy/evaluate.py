@@ -101,6 +101,11 @@ def default_for(
     if finding.state is State.ENABLED:
         if defaults.enabled is not None:
             return "enabled", defaults.enabled, ""
+        if finding.starts_only_maybe:
+            return "enabled", Outcome.WARN, (
+                "it starts only under a condition the image's configuration does not decide, or for an init "
+                "that is not PID 1 (see the evidence), so this is a warning"
+            )
         if finding.configured_scope is BindScope.LOOPBACK and (boots_init or finding.starts_with_image):
             return "loopback", defaults.loopback, (
                 "it would start, and its configuration binds it to loopback only, so it is judged as a "
