@@ -89,9 +89,10 @@ def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFa
         if seconds is not None and not cmd.background:
             delay += seconds
             continue
+        init = init_name(fs, cmd.argv)
         if becomes_pid1:
-            out.init = cmd.name
-        found = _script(fs, cmd, ctx.env, ctx.workdir)
+            out.init = init
+        found = None if init in INITS else _script(fs, cmd, ctx.env, ctx.workdir)  # s6-overlay's /init is a script
         if found is not None and found[0] not in ctx.scripts and len(ctx.scripts) < MAX_SCRIPTS:
             script, args = found
             ctx.scripts.append(script)
@@ -142,11 +143,10 @@ def _one(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, delay
     origin = f"{where}:{cmd.line}" if where else "the image's Entrypoint/Cmd"
     line = cmd.line if where else None
     late = f", after sleeping {delay:g} s" if delay else ""
-    conditional = {"by_command": not cmd.condition, "condition": cmd.condition}
     mta = mta_by_command(cmd.text)
     if mta is not None:
         out.enabled.append(Enablement(mta.id, "command", f"the image command starts {mta.name}: `{cmd.text[:200]}` "
-                                      f"({origin}{late})", where, line, **conditional))
+                                      f"({origin}{late})", where, line, not cmd.condition, cmd.condition))
         if cmd.condition:
             return
         if mta.id == "exim" and "-oX" in cmd.argv[:-1]:
@@ -168,18 +168,14 @@ def _one(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, delay
             found, how = started
             out.enabled.append(Enablement(found.id, "command", f"the image command starts {tool} service {name} "
                                           f"({how}): `{cmd.text[:200]}` ({origin}{late})", where, line,
-                                          **conditional))
+                                          not cmd.condition, cmd.condition))
         return
     _launches(fs, cmd, out)
 
 
 def _launches(fs: RootFS, cmd: shell.Command, out: CommandFacts) -> None:
     """An init system or supervisor the command runs: what it reads is started by the image command."""
-    name = cmd.name
-    if name == "init" and fs.readlink(cmd.argv[0]) and "systemd" in (fs.readlink(cmd.argv[0]) or ""):
-        name = "systemd"
-    if name == "init" and fs.exists("/etc/s6-overlay") or name == "init" and fs.exists("/package/admin/s6-overlay"):
-        name = "s6-svscan"
+    name = init_name(fs, cmd.argv)
     if cmd.condition and name in INITS:
         return  # an init started only under a condition: its services are not known to start
     for mechanism in INITS.get(name, ()):
@@ -195,6 +191,20 @@ def _launches(fs: RootFS, cmd: shell.Command, out: CommandFacts) -> None:
         for arg in cmd.argv:
             if arg.startswith("--configuration="):
                 out.supervisord_config = arg.split("=", 1)[1]
+
+
+def init_name(fs: RootFS, argv: tuple[str, ...]) -> str:
+    """The program's name, with `init` told apart: systemd's link, s6-overlay's /init, else SysV."""
+    name = argv[0].rsplit("/", 1)[-1] if argv else ""
+    if name == "python3" and len(argv) > 1:  # supervisord is a python script
+        name = argv[1].rsplit("/", 1)[-1] if argv[1].endswith("supervisord") else name
+    if name != "init":
+        return name
+    if "systemd" in (fs.readlink(argv[0]) or ""):
+        return "systemd"
+    if fs.exists("/etc/s6-overlay") or fs.exists("/package/admin/s6-overlay"):
+        return "s6-svscan"
+    return name
 
 
 _SUPERVISORCTL_OPTS = {"-c", "--configuration", "-s", "--serverurl", "-u", "--username", "-p", "--password", "-r",

@@ -294,7 +294,7 @@ def service_dirs(fs: RootFS, problems: list[str], scan_dirs: dict[str, list[str]
 
 
 def _same_dir(fs: RootFS, root: str, named: list[str]) -> bool:
-    real = fs.readlink(root)
+    real = fs.readlink(root) or ""
     return bool(real) and any(real.rstrip("/") == n.rstrip("/") for n in named)
 
 

@@ -22,7 +22,7 @@ _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 # wrapper -> how many arguments (option values) it takes before the real command; "--" ends options
 _WRAPPERS: dict[str, int] = {
     "exec": 0, "nohup": 0, "setsid": 0, "command": 0, "builtin": 0, "time": 0, "nice": 0, "ionice": 0,
-    "tini": 0, "dumb-init": 0, "catatonit": 0, "stdbuf": 0, "chrt": 0, "taskset": 0,
+    "tini": 0, "tini-static": 0, "dumb-init": 0, "catatonit": 0, "docker-init": 0, "stdbuf": 0, "chrt": 0, "taskset": 0,
     "gosu": 1, "su-exec": 1, "s6-setuidgid": 1, "setuidgid": 1, "chpst": 0, "runuser": 0,
     "sudo": 0, "doas": 0, "env": 0, "timeout": 1, "unbuffer": 0, "xargs": 0, "with-contenv": 0,
 }
@@ -60,7 +60,7 @@ def commands(text: str, problems: list[str] | None = None, where: str = "", env:
     out: list[Command] = []
     if depth > 4:
         return out
-    for raw in shellwalk.walk(text[:1 << 20], env=env, args=args, arg0=arg0, problems=problems, where=where,
+    for raw in shellwalk.walk(text, env=env, args=args, arg0=arg0, problems=problems, where=where,
                               exists=exists, glob=glob):
         if len(out) >= MAX_COMMANDS:
             break

@@ -49,6 +49,7 @@ MAX_DEPTH = 150
 MAX_FOR = 20
 MAX_CALLS = 8
 MAX_CONDITION = 160
+MAX_TRIM = 4096  # ${X#pattern} on longer values: not worked out
 
 _LANGUAGE = Language(tree_sitter_bash.language())
 _NUMERIC = {"-eq": "==", "-ne": "!=", "-lt": "<", "-le": "<=", "-gt": ">", "-ge": ">="}
@@ -202,7 +203,8 @@ class _Walker:
     def _builtin(self, argv: list[str], line: int, background: bool) -> bool:
         name = argv[0]
         if name == "set" and "--" in argv:
-            self.s.args = argv[argv.index("--") + 1:]
+            if not self.s.conditions:  # under an undecided condition: the default path keeps its parameters
+                self.s.args = argv[argv.index("--") + 1:]
             return True
         if name == "set":
             return True
@@ -593,6 +595,8 @@ class _Walker:
             return Value(_text(node), False, False)
         name = _text(named[0])
         base = self._variable(name, node)
+        if len(node.children) > 2 and node.children[1].type == "#":  # ${#X}: the length
+            return Value(str(len(base.text)), base.known, base.certain) if base.known else base
         op_node = node.child_by_field_name("operator")
         if op_node is None:
             return base if len(named) == 1 else Value(_text(node), False, False)
@@ -610,6 +614,8 @@ class _Walker:
         elif op in (":+", "+"):
             alt = not empty if op == ":+" else not unset
             return Value(word.text if alt else "", word.known, base.certain and word.certain)
+        elif op in ("#", "##", "%", "%%") and word.known and len(base.text) <= MAX_TRIM:
+            return Value(_trim(base.text, op, word.text), True, base.certain and word.certain)
         else:
             return Value(_text(node), False, False)
         if op in (":=", "=") and use_default:
@@ -620,6 +626,16 @@ class _Walker:
     @staticmethod
     def _join_values(values: list[Value]) -> Value:
         return Value("".join(v.text for v in values), all(v.known for v in values), all(v.certain for v in values))
+
+
+def _trim(text: str, op: str, pattern: str) -> str:
+    """`${X#p}` / `${X##p}` (prefix) and `${X%p}` / `${X%%p}` (suffix), shortest or longest match."""
+    spans = range(len(text) + 1)
+    if op.startswith("#"):
+        cuts = [i for i in spans if fnmatch.fnmatchcase(text[:i], pattern)]
+        return text[(max(cuts) if op == "##" else min(cuts)):] if cuts else text
+    cuts = [i for i in spans if fnmatch.fnmatchcase(text[i:], pattern)]
+    return text[:(min(cuts) if op == "%%" else max(cuts))] if cuts else text
 
 
 def _combine(op: str, a: Truth, b: Truth, text: str) -> Truth:
