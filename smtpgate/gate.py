@@ -263,7 +263,7 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     from smtpgate.policy import evaluate
 
     timings: dict[str, float] = {}
-    static = StaticEvidence(target) if opts.static_evidence else None  # a thread, beside settling
+    static = StaticEvidence(target, opts.boots_init) if opts.static_evidence else None  # a thread, beside settling
     t0 = time.monotonic()
     settled = settle(target, opts, _exposed(target))
     timings["settle"] = time.monotonic() - t0

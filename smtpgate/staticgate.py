@@ -95,8 +95,9 @@ def _image(client: Any, ref: str, pull: str) -> Any:
 class StaticEvidence:
     """Static analysis of a started image target, in a thread beside settling."""
 
-    def __init__(self, target: Any) -> None:
+    def __init__(self, target: Any, boots_init: bool | None = None) -> None:
         self.facts: StaticFacts | None = None
+        self._boots_init = boots_init  # --boots-init: links count as read by a booted init
         self.error: str | None = None
         self.seconds = 0.0
         client = getattr(target, "_client", None)
@@ -111,7 +112,7 @@ class StaticEvidence:
     def _run(self, client: Any, image_id: str) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(client, client.images.get(image_id))
+            self.facts = image_facts(client, client.images.get(image_id), self._boots_init)
         except Exception as exc:  # noqa: BLE001 - static evidence is extra: its failure is a note
             self.error = f"static analysis of the image failed: {exc}"
         self.seconds = time.monotonic() - started
