@@ -71,23 +71,25 @@ class _Context:
 
 
 def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFacts, problems: list[str],
-            pid1: bool, delay: float) -> None:
+            pid1: bool, delay: float, looped: bool = False) -> None:
     for cmd in cmds:
         argv, is_exec = shell.unwrap(list(cmd.argv))
         if not argv:
             continue
         condition = " and ".join(c for c in (ctx.condition, cmd.condition) if c)
-        cmd = shell.Command(tuple(argv), cmd.line, cmd.exec_ or is_exec, cmd.background, condition)
+        cmd = shell.Command(tuple(argv), cmd.line, cmd.exec_ or is_exec, cmd.background, condition, cmd.loop)
         becomes_pid1 = pid1 and (cmd.exec_ or ctx.where is None) and not condition
         inner = shell.shell_string(argv)
         if inner is not None:
-            sub = _walk(fs, inner, ctx.where or "image command", ctx.env, None, "sh", problems)
+            arg0, args = shell.shell_string_params(argv)
+            sub = _walk(fs, inner, ctx.where or "image command", ctx.env, args, arg0, problems)
             sub = [replace(c, line=cmd.line or c.line) for c in sub] if ctx.where else sub
-            _follow(fs, sub, replace(ctx, condition=condition), out, problems, becomes_pid1, delay)
+            _follow(fs, sub, replace(ctx, condition=condition), out, problems, becomes_pid1, delay, looped)
             continue
         seconds = shell.sleep_seconds(cmd.argv)
         if seconds is not None and not cmd.background:
             delay += seconds
+            looped = looped or cmd.loop
             continue
         init = init_name(fs, cmd.argv)
         if becomes_pid1:
@@ -97,9 +99,10 @@ def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFa
             script, args = found
             ctx.scripts.append(script)
             sub = _walk(fs, fs.text(script) or "", script, ctx.env, args, script, problems)
-            _follow(fs, sub, replace(ctx, where=script, condition=condition), out, problems, becomes_pid1, delay)
+            _follow(fs, sub, replace(ctx, where=script, condition=condition), out, problems, becomes_pid1, delay,
+                    looped)
             continue
-        _one(fs, cmd, ctx, out, delay, problems)
+        _one(fs, cmd, ctx, out, delay, problems, looped)
 
 
 def _walk(fs: RootFS, text: str, where: str, env: dict[str, str], args: list[str] | None, arg0: str,
@@ -138,11 +141,11 @@ def _shell_interpreter(first: bytes) -> bool:
 
 
 def _one(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, delay: float,
-         problems: list[str]) -> None:
+         problems: list[str], looped: bool = False) -> None:
     where = ctx.where
     origin = f"{where}:{cmd.line}" if where else "the image's Entrypoint/Cmd"
     line = cmd.line if where else None
-    late = f", after sleeping {delay:g} s" if delay else ""
+    late = f", after sleeping {delay:g} s{' (at least: in a loop)' if looped else ''}" if delay else ""
     mta = mta_by_command(cmd.text)
     if mta is not None:
         out.enabled.append(Enablement(mta.id, "command", f"the image command starts {mta.name}: `{cmd.text[:200]}` "

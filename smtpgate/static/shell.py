@@ -38,6 +38,7 @@ class Command:
     exec_: bool = False  # `exec cmd`: it replaces the shell (becomes PID 1 when the shell was)
     background: bool = False
     condition: str = ""  # runs only when this holds (a branch the known environment does not decide)
+    loop: bool = False  # in a loop body
 
     @property
     def text(self) -> str:
@@ -66,7 +67,7 @@ def commands(text: str, problems: list[str] | None = None, where: str = "", env:
             break
         for cmd in _command(list(raw.argv), raw.line, raw.background, problems, where, env, depth):
             condition = " and ".join(c for c in (raw.condition, cmd.condition) if c)
-            out.append(replace(cmd, exec_=cmd.exec_ and raw.exec_, condition=condition))
+            out.append(replace(cmd, exec_=cmd.exec_ and raw.exec_, condition=condition, loop=raw.loop or cmd.loop))
     return out[:MAX_COMMANDS]
 
 
@@ -132,6 +133,16 @@ def shell_string(argv: list[str] | tuple[str, ...]) -> str | None:
         if not arg.startswith("-"):
             return None
     return None
+
+
+def shell_string_params(argv: list[str] | tuple[str, ...]) -> tuple[str, list[str]]:
+    """`sh -c 'script' NAME ARG...`: $0 and the positional parameters the script gets."""
+    args = list(argv[1:])
+    for i, arg in enumerate(args):
+        if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
+            rest = args[i + 2:]
+            return (rest[0], rest[1:]) if rest else ("sh", [])
+    return "sh", []
 
 
 def script_argument(argv: tuple[str, ...]) -> str | None:

@@ -93,6 +93,7 @@ class RawCommand:
     exec_: bool
     background: bool
     condition: str
+    loop: bool = False  # in a loop body (walked once, may run many times)
 
 
 @dataclass
@@ -106,6 +107,7 @@ class _State:
     visited: int = 0
     subshell: int = 0
     background: int = 0
+    loops: int = 0
 
 
 def walk(text: str, *, env: dict[str, str] | None = None, args: list[str] | tuple[str, ...] | None = None,
@@ -196,7 +198,7 @@ class _Walker:
             self._call(argv, function, depth, background)
             return
         exec_ = argv[0] == "exec" and not self.s.subshell and not background
-        self.out.append(RawCommand(tuple(argv), line, exec_, background, self.condition))
+        self.out.append(RawCommand(tuple(argv), line, exec_, background, self.condition, self.s.loops > 0))
         if exec_ and len(argv) > 1 and not self.s.conditions:
             raise _Stop
 
@@ -385,9 +387,13 @@ class _Walker:
                 values += self.glob(got.text) or []
             else:
                 values += got.text.split() if got.known else [got.text]
-        for value in values[:MAX_FOR] or [""]:
-            self.s.vars[_text(var)] = (value if known else None, known)
-            self.stmt(body, depth, background)
+        self.s.loops += 1
+        try:
+            for value in values[:MAX_FOR] or [""]:
+                self.s.vars[_text(var)] = (value if known else None, known)
+                self.stmt(body, depth, background)
+        finally:
+            self.s.loops -= 1
 
     def _s_while_statement(self, node: Node, depth: int, background: bool) -> None:
         conditions = node.children_by_field_name("condition")
@@ -395,14 +401,20 @@ class _Walker:
         until = node.children[0].type == "until"
         if truth.certain and truth.value is (True if until else False):
             return
-        body = node.child_by_field_name("body")
-        if body is not None:
-            self.stmt(body, depth, background)
+        self._loop(node, depth, background)
 
     def _s_c_style_for_statement(self, node: Node, depth: int, background: bool) -> None:
+        self._loop(node, depth, background)
+
+    def _loop(self, node: Node, depth: int, background: bool) -> None:
         body = node.child_by_field_name("body")
-        if body is not None:
+        if body is None:
+            return
+        self.s.loops += 1
+        try:
             self.stmt(body, depth, background)
+        finally:
+            self.s.loops -= 1
 
     @property
     def condition(self) -> str:

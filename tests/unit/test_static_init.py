@@ -138,6 +138,7 @@ def test_runit_late_sv_up_is_enabled_by_the_image_command(tmp_path):
     (started,) = [e for e in facts.enabled if e.by_command]
     assert started.software == "postfix" and started.path == "/usr/local/bin/start.sh" and started.line == 9
     assert "runit service postfix (defined by /etc/service/postfix/run)" in started.text
+    assert "after sleeping 1 s (at least: in a loop)" in started.text
     assert verdicts(fs, config) == {"postfix": "fail"}
 
 
@@ -236,6 +237,13 @@ def test_wrapper_captured_dash_options_become_exim_options(tmp_path):
         assert out.init == "exim4"
     out = analyse_command(fs, ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=("bash",)), [])
     assert out.enabled == [] and out.init == "bash"
+
+
+def test_sh_dash_c_gets_its_positional_parameters(tmp_path):
+    fs = tree(tmp_path, {})
+    config = ImageConfig(entrypoint=("/bin/sh", "-c", 'mkdir -p /run/x && exec "$@"', "sh"), cmd=("exim", "-bd"))
+    out = analyse_command(fs, config, [])
+    assert [(e.software, e.by_command) for e in out.enabled] == [("exim", True)] and out.init == "exim"
 
 
 def test_exec_dollar_zero_reruns_the_script_with_new_parameters(tmp_path):
