@@ -42,8 +42,8 @@ def _judged_by_init(item: Enablement, launched: set[str], init: str, boots_init:
     if boots_init or init not in INITS:
         return item  # a booted machine (--boots-init, VMs) reads it; PID 1 no init: judged as today
     reads = ", ".join(sorted(launched)) or "nothing"
-    return replace(item, dormant=True, text=f"{item.text}; not started: PID 1 would be {init}, which starts "
-                   f"only what {reads} enables")
+    return replace(item, dormant=True, text=f"{item.text}; not started: PID 1 would be {init}, which reads "
+                   f"only {reads} configuration")
 
 
 def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: bool | None = None) -> StaticFacts:

@@ -58,3 +58,15 @@ def test_wrapper_exec_normal_scan_has_the_command_evidence(scan_image):
     finding = _finding(run, "exim")
     assert finding["state"] == "listening" and 25 in finding["ports"]
     assert any("docker-entrypoint.sh:16" in t for t in _evidence(finding, "command"))
+
+
+@pytest.mark.parametrize("mode", [(), ("--static",)])
+def test_s6_svscan_starts_its_scanned_directory(scan_image, mode):
+    run = scan_image(EXPECTED["s6-exim"]["image"], *mode)
+    assert run.code == 1, run.report
+    finding = _finding(run, "exim")
+    (command,) = _evidence(finding, "command")
+    assert "s6 service exim runs Exim (/srv/s6/exim/run); the image command launches s6" in command
+    (dormant,) = _evidence(finding, "dormant")
+    assert "/etc/rc2.d/S01exim4" in dormant and "PID 1 would be s6-svscan" in dormant
+    assert "static: /srv/s6/idle: has a `down` file" in " ".join(run.report["targets"][0]["notes"])

@@ -57,7 +57,7 @@ def test_supervisord_pid1_does_not_start_debian_links(tmp_path):
     assert ("postfix", "systemd", "dormant") in got and ("postfix", "sysv", "dormant") in got
     assert verdicts(fs, SUPERVISORD) == {"postfix": "warn"}
     text = " ".join(e.text for e in analyse(fs, image_config=SUPERVISORD).enabled)
-    assert "PID 1 would be supervisord, which starts only what supervisord enables" in text
+    assert "not started: PID 1 would be supervisord, which reads only supervisord configuration" in text
     # --boots-init: judged as a booted systemd/SysV machine, the links start it
     assert verdicts(fs, SUPERVISORD, boots_init=True) == {"postfix": "fail"}
 
