@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from smtpgate.static import shellwalk
 
 SHELLS = {"sh", "bash", "dash", "ash", "ksh", "zsh", "busybox", "mksh"}
-MAX_COMMANDS = 5000
+MAX_COMMANDS = 100_000
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 # wrapper -> how many arguments (option values) it takes before the real command; "--" ends options
@@ -64,6 +64,8 @@ def commands(text: str, problems: list[str] | None = None, where: str = "", env:
     for raw in shellwalk.walk(text, env=env, args=args, arg0=arg0, problems=problems, where=where,
                               exists=exists, glob=glob):
         if len(out) >= MAX_COMMANDS:
+            if problems is not None:
+                problems.append(f"{where}: more than {MAX_COMMANDS} commands; the rest is not read")
             break
         for cmd in _command(list(raw.argv), raw.line, raw.background, problems, where, env, depth):
             condition = " and ".join(c for c in (raw.condition, cmd.condition) if c)

@@ -44,7 +44,7 @@ import tree_sitter_bash
 from tree_sitter import Language, Node, Parser
 
 MAX_BYTES = 1 << 20
-MAX_NODES = 200_000
+MAX_NODES = 50_000
 MAX_DEPTH = 150
 MAX_FOR = 20
 MAX_CALLS = 8
@@ -144,6 +144,8 @@ class _Walker:
         self.glob = glob
         self.out: list[RawCommand] = []
         self._noted: set[str] = set()
+        self.exhausted = False
+        self._depth = 0  # of conditions and word values being worked out
 
     def _note(self, text: str) -> None:
         if text not in self._noted:
@@ -159,9 +161,10 @@ class _Walker:
 
     def stmt(self, node: Node, depth: int, background: bool = False) -> None:
         self.s.visited += 1
-        if self.s.visited > MAX_NODES:
-            self._note(f"{self.where}: more than {MAX_NODES} shell nodes; the rest is not read")
-            raise _Stop
+        if self.s.visited > MAX_NODES and not self.exhausted:
+            self.exhausted = True  # from here on: each node once (loops and functions are not repeated)
+            self._note(f"{self.where}: more than {MAX_NODES} shell nodes walked (loops, function calls); the rest "
+                       "is read once, without repeating loops or following calls")
         if depth > MAX_DEPTH:
             self._note(f"{self.where}:{node.start_point[0] + 1}: shell nested more than {MAX_DEPTH} deep; not read")
             return
@@ -194,7 +197,8 @@ class _Walker:
         if self._builtin(argv, line, background):
             return
         function = self.s.functions.get(argv[0])
-        if function is not None and argv[0] not in self.s.calls and len(self.s.calls) < MAX_CALLS:
+        if function is not None and argv[0] not in self.s.calls and len(self.s.calls) < MAX_CALLS \
+                and not self.exhausted:
             self._call(argv, function, depth, background)
             return
         exec_ = argv[0] == "exec" and not self.s.subshell and not background
@@ -291,15 +295,31 @@ class _Walker:
             self.stmt(child, depth, background)
 
     def _s_list(self, node: Node, depth: int, background: bool) -> None:
-        left, right = node.named_children[0], node.named_children[-1]
-        op = next((c.type for c in node.children if c.type in ("&&", "||")), "&&")
-        truth = self.truth(left, depth)
-        if truth.value is None and not _is_test(left):
-            self.stmt(left, depth)  # a command: it runs; its success decides
-            truth = Truth(True, False, truth.text) if op == "&&" else Truth(None, False, truth.text)
-        if op == "||":
-            truth = Truth(None if truth.value is None else not truth.value, truth.certain, f"not ({truth.text})")
-        self._branch(truth, [right], depth, background)
+        """`a && b || c ...`, left to right: each item runs when the status so far allows it
+        (a test is decided where it can be, a command is taken to succeed, not certainly)."""
+        chain = _chain(node)
+        status: Truth | None = None
+        for op, item in chain:
+            test = _is_test(item)
+            if status is None:
+                run = Truth(True, True, "")
+            else:
+                run = status if op == "&&" else _not(status)
+                if run.value is False and run.certain:
+                    continue
+            self._push(run)
+            try:
+                got = self.truth(item, depth) if test else Truth(True, False, _brief(item))
+                if not test:
+                    self.stmt(item, depth, background)
+            finally:
+                self._pop(run)
+            if status is None:
+                status = got
+            elif op == "&&":
+                status = _and(status, got)
+            else:
+                status = _or(status, got)
 
     def _s_if_statement(self, node: Node, depth: int, background: bool) -> None:
         conditions = node.children_by_field_name("condition")
@@ -388,8 +408,11 @@ class _Walker:
             else:
                 values += got.text.split() if got.known else [got.text]
         self.s.loops += 1
+        repeat = 1 if self.exhausted or self.s.loops > 1 else MAX_FOR  # nested loops: once, or they multiply
+        if len(values) > repeat:
+            values, known = values[:1], False
         try:
-            for value in values[:MAX_FOR] or [""]:
+            for value in values or [""]:
                 self.s.vars[_text(var)] = (value if known else None, known)
                 self.stmt(body, depth, background)
         finally:
@@ -423,7 +446,18 @@ class _Walker:
     # -- conditions --------------------------------------------------------------
 
     def truth(self, node: Node, depth: int) -> Truth:
-        text = " ".join(_text(node).split())[:MAX_CONDITION]
+        text = " ".join(_text(node)[:4 * MAX_CONDITION].split())[:MAX_CONDITION]
+        if self._depth > MAX_DEPTH:
+            self._note(f"{self.where}:{node.start_point[0] + 1}: condition nested more than {MAX_DEPTH} deep; "
+                       "taken as undecided")
+            return Truth(None, False, text)
+        self._depth += 1
+        try:
+            return self._truth(node, depth, text)
+        finally:
+            self._depth -= 1
+
+    def _truth(self, node: Node, depth: int, text: str) -> Truth:
         kind = node.type
         if kind == "test_command":
             inner = node.named_children
@@ -431,10 +465,12 @@ class _Walker:
         if kind == "negated_command" and node.named_children:
             got = self.truth(node.named_children[-1], depth)
             return Truth(None if got.value is None else not got.value, got.certain, text)
-        if kind == "list" and len(node.named_children) == 2:
-            op = next((c.type for c in node.children if c.type in ("&&", "||")), "&&")
-            a, b = (self.truth(c, depth) for c in node.named_children)
-            return _combine(op, a, b, text)
+        if kind == "list":
+            status: Truth | None = None
+            for op, item in _chain(node):
+                got = self.truth(item, depth)
+                status = got if status is None else _and(status, got) if op == "&&" else _or(status, got)
+            return Truth(status.value, status.certain, text) if status is not None else Truth(None, False, text)
         if kind == "redirected_statement" and node.child_by_field_name("body") is not None:
             body = node.child_by_field_name("body")
             assert body is not None
@@ -462,6 +498,15 @@ class _Walker:
         return out
 
     def _test_expr(self, node: Node, text: str) -> Truth:
+        if self._depth > MAX_DEPTH:
+            return Truth(None, False, text)
+        self._depth += 1
+        try:
+            return self._test_node(node, text)
+        finally:
+            self._depth -= 1
+
+    def _test_node(self, node: Node, text: str) -> Truth:
         kind = node.type
         if kind == "parenthesized_expression" and node.named_children:
             return self._test_expr(node.named_children[0], text)
@@ -542,6 +587,17 @@ class _Walker:
         return [got.text]
 
     def value(self, node: Node) -> Value:
+        if self._depth > MAX_DEPTH:
+            self._note(f"{self.where}:{node.start_point[0] + 1}: word nested more than {MAX_DEPTH} deep; "
+                       "not worked out")
+            return Value(_text(node)[:MAX_CONDITION], known=False, certain=False)
+        self._depth += 1
+        try:
+            return self._value(node)
+        finally:
+            self._depth -= 1
+
+    def _value(self, node: Node) -> Value:
         kind = node.type
         if kind in ("word", "number", "extglob_pattern", "regex", "test_operator"):
             return Value(_unescape(_text(node)))
@@ -664,8 +720,48 @@ def _combine(op: str, a: Truth, b: Truth, text: str) -> Truth:
     return Truth(value, a.certain and b.certain and value is not None, text)
 
 
+MAX_CHAIN = 10_000
+
+
+def _chain(node: Node) -> list[tuple[str, Node]]:
+    """A left-nested `a && b || c` list as [("", a), ("&&", b), ("||", c)], without recursion."""
+    out: list[tuple[str, Node]] = []
+    while node.type == "list" and len(node.named_children) == 2 and len(out) < MAX_CHAIN:
+        op = next((c.type for c in node.children if c.type in ("&&", "||")), "&&")
+        out.append((op, node.named_children[1]))
+        node = node.named_children[0]
+    out.append(("", node))
+    return out[::-1]
+
+
+def _not(t: Truth) -> Truth:
+    return Truth(None if t.value is None else not t.value, t.certain, f"not ({t.text})")
+
+
+def _and(a: Truth, b: Truth) -> Truth:
+    if a.value is True and a.certain or not a.text:
+        return b
+    if b.value is True and b.certain:
+        return a
+    return _combine("&&", a, b, f"{a.text} && {b.text}"[:MAX_CONDITION])
+
+
+def _or(a: Truth, b: Truth) -> Truth:
+    if a.value is False and a.certain:
+        return b
+    if b.value is False and b.certain:
+        return a
+    return _combine("||", a, b, f"{a.text} || {b.text}"[:MAX_CONDITION])
+
+
+def _brief(node: Node) -> str:
+    return " ".join(_text(node)[:4 * MAX_CONDITION].split())[:MAX_CONDITION]
+
+
 def _is_test(node: Node) -> bool:
-    if node.type in ("test_command", "negated_command", "list"):
+    if node.type == "list":
+        return all(_is_test(item) for _, item in _chain(node) if item.type != "list")
+    if node.type in ("test_command", "negated_command"):
         return True
     if node.type == "command":
         name = node.child_by_field_name("name")

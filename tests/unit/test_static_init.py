@@ -289,6 +289,20 @@ def test_env_branch_unknown_may_start_when(tmp_path):
     assert verdict == {"exim": "warn", "opensmtpd": "warn", "postfix": "warn"}
 
 
+@pytest.mark.parametrize(("line", "condition"), [
+    ("mkdir -p /x && chown mail /x && exec exim -bd", ""),
+    ("[ -n \"$RELAY\" ] && mkdir -p /x && exec exim -bd", "`[ -n \"$RELAY\" ] && mkdir -p /x`"),
+    ("grep -q relay /etc/mode || exec exim -bd", "`not (grep -q relay /etc/mode)`"),
+    ("[ -z \"$RELAY\" ] || exec exim -bd", "`not ([ -z \"$RELAY\" ])`"),
+    ("[ -z \"$HOME\" ] || exec exim -bd", ""),
+    ("[ -n \"$HOME\" ] && [ \"$MODE\" = relay ] && exec exim -bd", ""),
+    ("false && exec exim -bd; true", None),
+])
+def test_and_or_lists(line, condition):
+    found = [c for c in shell.commands(line, [], "x", {"HOME": "/root", "MODE": "relay"}) if c.name == "exim"]
+    assert [c.condition for c in found] == ([] if condition is None else [condition])
+
+
 def test_env_branch_on_a_command_result_is_undecided(tmp_path):
     fs = tree(tmp_path, {"/s.sh": "#!/bin/sh\nif grep -q relay /etc/mode; then exec postfix start-fg; fi\n"
                                   "exec sleep infinity\n"})
@@ -320,5 +334,16 @@ def test_deep_nesting_huge_scripts_and_sourcing_loops_are_bounded(tmp_path):
     fs = tree(tmp_path, {"/a.sh": "#!/bin/sh\n. /b.sh\n", "/b.sh": "#!/bin/sh\n. /a.sh\nexim -bd\n"})
     out = analyse_command(fs, ImageConfig(cmd=("/a.sh",)), [])
     assert [e.software for e in out.enabled] == ["exim"]
+    bombs = {
+        "and-chain": "true && " * 5000 + "exim -bd",
+        "word-nesting": "X=" + "${A:-" * 3000 + "x" + "}" * 3000 + "\nexim -bd",
+        "loop-bomb": "for a in $(seq 20) 1 2 3 4 5 6 7 8 9 10; do " * 6 + "echo $a; " + "done; " * 6 + "\nexim -bd",
+        "call-bomb": "".join(f"f{i}() {{ f{i + 1}; f{i + 1}; }}\n" for i in range(30)) + "f0\nexim -bd",
+        "long-pipe": "a | " * 6000 + "exim -bd",
+        "many-commands": "echo x\n" * 20_000 + "exim -bd\n",
+    }
+    for name, text in bombs.items():
+        found = [c for c in shell.commands(text, [], name) if c.text == "exim -bd"]
+        assert found and not found[0].condition, name  # never hidden behind the bomb
     recursive = "f() { f; exim -bd; }\nf\n"
     assert [c.text for c in shell.commands(recursive)] == ["f", "exim -bd"]  # a recursive call is not followed
