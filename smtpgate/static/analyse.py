@@ -62,7 +62,8 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
     managed += _safe(problems, "SysV rc links", services.sysv, fs, problems, default=[])
     managed += _safe(problems, "OpenRC runlevels", services.openrc, fs, problems, default=[])
     managed += _safe(problems, "supervisord", services.supervisord, fs, problems,
-                     cmd.supervisord_config if cmd else None, listens, default=[])
+                     cmd.supervisord_config if cmd else None, listens, image_config.env if image_config else None,
+                     default=[])
     managed += _safe(problems, "s6/runit services", services.service_dirs, fs, problems,
                      cmd.scan_dirs if cmd else None, default=[])
     for reader, name in ((services.inetd, "inetd"), (services.xinetd, "xinetd")):

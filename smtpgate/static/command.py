@@ -181,7 +181,10 @@ def _launches(fs: RootFS, cmd: shell.Command, out: CommandFacts) -> None:
     name = init_name(fs, cmd.argv)
     if cmd.condition and name in INITS:
         return  # an init started only under a condition: its services are not known to start
-    for mechanism in INITS.get(name, ()):
+    mechanisms = list(INITS.get(name, ()))
+    if name == "init":  # SysV or busybox init: what its /etc/inittab runs (Alpine: openrc)
+        mechanisms += _inittab_launches(fs)
+    for mechanism in mechanisms:
         if mechanism not in out.launched:
             out.launched.append(mechanism)
     if name in ("runsvdir", "s6-svscan"):
@@ -194,6 +197,16 @@ def _launches(fs: RootFS, cmd: shell.Command, out: CommandFacts) -> None:
         for arg in cmd.argv:
             if arg.startswith("--configuration="):
                 out.supervisord_config = arg.split("=", 1)[1]
+
+
+def _inittab_launches(fs: RootFS) -> list[str]:
+    out = []
+    for raw in (fs.text("/etc/inittab") or "").splitlines():
+        fields = raw.split(":", 3)
+        if len(fields) == 4 and not raw.lstrip().startswith("#") and fields[3].strip():
+            name = fields[3].split()[0].rsplit("/", 1)[-1]
+            out += [m for m in INITS.get(name, ()) if m != "sysv"]
+    return out
 
 
 def init_name(fs: RootFS, argv: tuple[str, ...]) -> str:

@@ -79,7 +79,7 @@ def resolve_service(fs: RootFS, manager: str, name: str, supervisord_config: str
     """The MTA a control command's service X runs, by the service's definition where the image has
     one (and says how it was found), else by its name."""
     base = name.rstrip("/").rsplit("/", 1)[-1]
-    for path, how in _definitions(fs, manager, name, base, supervisord_config, problems):
+    for path, how in _definitions(fs, manager, name, base, supervisord_config, problems, env):
         if path.startswith("program:"):
             mta = command_mta(fs, how, path, problems, env)
             how = f"supervisord [{path}] runs `{how[:120]}`"
@@ -96,10 +96,10 @@ def resolve_service(fs: RootFS, manager: str, name: str, supervisord_config: str
 
 
 def _definitions(fs: RootFS, manager: str, name: str, base: str, supervisord_config: str | None,
-                 problems: list[str]) -> list[tuple[str, str]]:
+                 problems: list[str], env: dict[str, str]) -> list[tuple[str, str]]:
     if manager == "supervisord":
         wanted = base.split(":", 1)[-1]
-        progs = programs(fs, supervisord_config, problems)
+        progs = programs(fs, supervisord_config, problems, env)
         return [(f"program:{p.name}", p.command) for p in progs if wanted in ("all", "*", p.name)]
     if manager in ("runit", "s6"):
         dirs = [name] if name.startswith("/") else []
@@ -248,12 +248,12 @@ def openrc(fs: RootFS, problems: list[str]) -> list[Enablement]:
 
 
 def supervisord(fs: RootFS, problems: list[str], config: str | None = None,
-                listens: list[ConfiguredListen] | None = None) -> list[Enablement]:
+                listens: list[ConfiguredListen] | None = None, env: dict[str, str] | None = None) -> list[Enablement]:
     """Programs with autostart (and what their commands start, through the scripts they run);
     where one configures its listener on its command line (aiosmtpd -l, ...), that goes to `listens`."""
     out = []
-    for prog in programs(fs, config, problems):
-        mta = command_mta(fs, prog.command, prog.path, problems)
+    for prog in programs(fs, config, problems, env):
+        mta = command_mta(fs, prog.command, prog.path, problems, env)
         if mta is None:
             continue
         listen = argv_listen(mta.id, tuple(prog.command.split()))

@@ -87,6 +87,21 @@ def test_sysvinit_reads_inittab_runlevel(tmp_path):
     assert enabled(fs, ImageConfig(cmd=("/sbin/init",))) == [("exim", "sysv", "command")]
 
 
+def test_busybox_inittab_running_openrc_reads_its_runlevels(tmp_path):
+    inittab = "::sysinit:/sbin/openrc sysinit\n::wait:/sbin/openrc default\n::shutdown:/sbin/openrc shutdown\n"
+    fs = tree(tmp_path, {"/etc/inittab": inittab, "/etc/runlevels/default/postfix": "->/etc/init.d/postfix"})
+    assert enabled(fs, ImageConfig(cmd=("/sbin/init",))) == [("postfix", "openrc", "command")]
+
+
+@pytest.mark.parametrize(("value", "kind"), [("true", "command"), ("false", None), ("", "command")])
+def test_supervisord_autostart_from_the_environment(tmp_path, value, kind):
+    conf = "[program:mta]\ncommand=%(ENV_MTA)s -bdf\nautostart=%(ENV_WITH_MTA)s\n"
+    fs = tree(tmp_path, {"/etc/supervisord.conf": conf})
+    env = {"MTA": "/usr/sbin/exim4", **({"WITH_MTA": value} if value else {})}
+    got = enabled(fs, ImageConfig(cmd=("supervisord", "-n"), env=env))
+    assert got == ([("exim", "supervisord", kind)] if kind else [])
+
+
 def test_openrc_runlevels(tmp_path):
     fs = tree(tmp_path, {"/etc/runlevels/default/postfix": "->/etc/init.d/postfix"})
     assert enabled(fs, ImageConfig(cmd=("/sbin/openrc-init",))) == [("postfix", "openrc", "command")]
