@@ -94,7 +94,8 @@ def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFa
         init = init_name(fs, cmd.argv)
         if becomes_pid1:
             out.init = init
-        found = None if init in INITS else _script(fs, cmd, ctx.env, ctx.workdir)  # s6-overlay's /init is a script
+        # an init is not followed as a script (s6-overlay's /init is one), but a custom /init script is
+        found = None if init in INITS and init != "init" else _script(fs, cmd, ctx.env, ctx.workdir)
         if found is not None and found[0] not in ctx.scripts and len(ctx.scripts) < MAX_SCRIPTS:
             script, args = found
             ctx.scripts.append(script)

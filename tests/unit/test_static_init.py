@@ -261,6 +261,16 @@ def test_sh_dash_c_gets_its_positional_parameters(tmp_path):
     assert [(e.software, e.by_command) for e in out.enabled] == [("exim", True)] and out.init == "exim"
 
 
+def test_wrapper_execs_supervisord_and_a_custom_init_script_is_followed(tmp_path):
+    fs = tree(tmp_path, {"/usr/local/bin/docker-entrypoint.sh": "#!/bin/sh\nexec \"$@\"\n",
+                         "/init": "#!/bin/bash\nmkdir -p /run/postfix\nexec postfix start-fg\n"},
+              base="supervisord-off")
+    config = ImageConfig(entrypoint=("docker-entrypoint.sh",), cmd=SUPERVISORD.cmd)
+    assert analyse(fs, image_config=config).init == "supervisord"
+    assert verdicts(fs, config) == {"postfix": "warn"}  # Debian's links: dormant under supervisord
+    assert verdicts(fs, ImageConfig(entrypoint=("/init",))) == {"postfix": "fail"}
+
+
 def test_exec_dollar_zero_reruns_the_script_with_new_parameters(tmp_path):
     script = "#!/bin/sh\nif [ \"$1\" = mail ]; then set -- exim4 -bd; exec \"$0\" \"$@\"; fi\nexec \"$@\"\n"
     fs = tree(tmp_path, {"/entry.sh": script})
