@@ -33,14 +33,22 @@ def _safe(problems: list[str], what: str, fn: Callable[..., T], *args: Any, defa
     return default
 
 
+_BOOTS = {"systemd": "systemd", "sysv": "SysV init (or systemd's generator)", "openrc": "OpenRC",
+          "supervisord": "supervisord", "s6": "s6", "runit": "runit", "inetd": "inetd"}
+
+
 def _judged_by_init(item: Enablement, launched: set[str], init: str, boots_init: bool | None) -> Enablement:
     """Name the init that would start it: the one the image command launches, or none (dormant) when
     PID 1 is an init that does not read this mechanism (supervisord does not read systemd units)."""
     if item.mechanism in launched and not item.dormant:
         return replace(item, by_command=True, text=f"{item.text}; the image command launches {item.mechanism}, "
                        f"so it starts")
-    if boots_init or init not in INITS:
-        return item  # a booted machine (--boots-init, VMs) reads it; PID 1 no init: judged as today
+    starter = _BOOTS.get(item.mechanism, "its init")
+    if boots_init:
+        return replace(item, text=f"{item.text}; judged as a booted machine: {starter} starts it")
+    if init not in INITS:  # no init as PID 1: it starts only where one boots (a warning, see policy)
+        pid1 = f"PID 1 would be {init}, no init" if init else "PID 1 not known"
+        return replace(item, text=f"{item.text}; starts where {starter} boots ({pid1})")
     reads = ", ".join(sorted(launched)) or "nothing"
     return replace(item, dormant=True, text=f"{item.text}; not started: PID 1 would be {init}, which reads "
                    f"only {reads} configuration")

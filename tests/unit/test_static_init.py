@@ -140,6 +140,7 @@ def test_minimal_inits_only_start_their_child(tmp_path, wrapper):
     facts = analyse(fs, image_config=config)
     assert facts.init == "python3" and not facts.boots_init
     assert verdicts(fs, config) == {"postfix": "warn"}
+    assert all("starts where" in e.text and "(PID 1 would be python3, no init)" in e.text for e in facts.enabled)
 
 
 # -- §1 static: control commands ------------------------------------------------------------------
