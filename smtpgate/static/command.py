@@ -104,6 +104,13 @@ def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFa
                     looped)
             continue
         _one(fs, cmd, ctx, out, delay, problems, looped)
+        for pattern in _boot_scripts(fs, init, cmd.argv) if not cmd.condition else ():
+            for script in fs.glob(pattern)[:MAX_SCRIPTS]:
+                if script in ctx.scripts or len(ctx.scripts) >= MAX_SCRIPTS or not fs.isfile(script):
+                    continue
+                ctx.scripts.append(script)
+                sub = _walk(fs, fs.text(script) or "", script, ctx.env, [], script, problems)
+                _follow(fs, sub, replace(ctx, where=script), out, problems, False, delay, looped)
 
 
 def _walk(fs: RootFS, text: str, where: str, env: dict[str, str], args: list[str] | None, arg0: str,
@@ -198,6 +205,16 @@ def _launches(fs: RootFS, cmd: shell.Command, out: CommandFacts) -> None:
         for arg in cmd.argv:
             if arg.startswith("--configuration="):
                 out.supervisord_config = arg.split("=", 1)[1]
+
+
+def _boot_scripts(fs: RootFS, init: str, argv: tuple[str, ...]) -> tuple[str, ...]:
+    """Scripts an init runs once before its services: phusion's my_init (`/etc/my_init.d/*`,
+    `/etc/rc.local`), s6-overlay's /init (`/etc/cont-init.d/*`)."""
+    if init == "my_init":
+        return ("/etc/my_init.d/*", "/etc/rc.local")
+    if init == "s6-svscan" and argv and argv[0].rsplit("/", 1)[-1] == "init":
+        return ("/etc/cont-init.d/*",)
+    return ()
 
 
 def _inittab_launches(fs: RootFS) -> list[str]:

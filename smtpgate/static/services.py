@@ -24,7 +24,7 @@ BOOT_TARGETS = ("multi-user.target", "default.target", "graphical.target", "sock
 SYSV_RUNLEVELS = ("/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d", "/etc/rcS.d", "/etc/rc.d/rc3.d",
                   "/etc/rc.d/rc5.d")
 OPENRC_RUNLEVELS = ("/etc/runlevels/default", "/etc/runlevels/boot", "/etc/runlevels/sysinit")
-S6_DIRS = ("/etc/services.d", "/etc/s6/services", "/etc/s6", "/etc/s6-overlay/s6-rc.d")
+S6_DIRS = ("/etc/services.d", "/etc/s6/services", "/etc/s6", "/etc/s6-overlay/s6-rc.d", "/run/service")
 RUNIT_DIRS = ("/etc/service", "/var/service", "/service", "/etc/runit/runsvdir/default")
 SMTP_SERVICES = {"smtp": 25, "submission": 587, "smtps": 465, "submissions": 465, "urd": 465, "ssmtp": 465,
                  "25": 25, "465": 465, "587": 587}

@@ -119,6 +119,17 @@ def test_s6_overlay_user_bundle_and_services_d(tmp_path):
     assert any("postfix: not in the s6-rc `user` bundle" in p for p in facts.problems)
 
 
+@pytest.mark.parametrize(("init", "script"), [(("/sbin/my_init",), "/etc/my_init.d/10-mail.sh"),
+                                              (("/init",), "/etc/cont-init.d/20-mail")])
+def test_boot_scripts_of_my_init_and_s6_overlay(tmp_path, init, script):
+    fs = tree(tmp_path, {script: "#!/bin/sh\n[ -n \"$NO_MAIL\" ] || service postfix start\n",
+                         "/sbin/my_init": "#!/usr/bin/python3 -u\n", "/init": "#!/bin/sh\n",
+                         "/etc/s6-overlay/s6-rc.d/user/contents.d/.keep": ""})
+    got = analyse(fs, image_config=ImageConfig(entrypoint=init)).enabled  # NO_MAIL unset: it starts
+    assert [(e.software, e.path, e.by_command) for e in got] == [("postfix", script, True)]
+    assert analyse(fs, image_config=ImageConfig(entrypoint=init, env={"NO_MAIL": "1"})).enabled == ()
+
+
 def test_runsvdir_reads_only_the_dir_it_scans(tmp_path):
     fs = tree(tmp_path, {"/srv/sv/mta/run": "#!/bin/sh\nexec exim4 -bdf\n",
                          "/etc/service/postfix/run": "#!/bin/sh\nexec postfix start-fg\n"})
