@@ -28,6 +28,7 @@ from smtpgate.static.facts import ConfiguredListen, Enablement
 from smtpgate.static.fs import RootFS
 from smtpgate.static.image import ImageConfig
 from smtpgate.static.services import argv_listen, mta_by_command, resolve_service
+from smtpgate.static.supervisor import programs
 
 # Programs that are an init system or supervisor, and what they start.
 INITS: dict[str, tuple[str, ...]] = {
@@ -57,8 +58,23 @@ def analyse_command(fs: RootFS, config: ImageConfig | None, problems: list[str])
     if config is None or not config.argv:
         return out
     top = shell.Command(tuple(config.argv), 0, exec_=True)
-    _follow(fs, [top], _Context(None, dict(config.env), config.workdir, []), out, problems, pid1=True, delay=0.0)
+    ctx = _Context(None, dict(config.env), config.workdir, [])
+    _follow(fs, [top], ctx, out, problems, pid1=True, delay=0.0)
+    if "supervisord" in out.launched:
+        _follow_programs(fs, ctx, out, problems)
     return out
+
+
+def _follow_programs(fs: RootFS, ctx: _Context, out: CommandFacts, problems: list[str]) -> None:
+    """What supervisord's autostart programs run, through their scripts: a start script that runs
+    `supervisorctl start postfix` (all-in-one mail server images) starts Postfix. A program that is
+    itself an MTA is the supervisord reader's (services.supervisord)."""
+    for prog in programs(fs, out.supervisord_config, [], ctx.env):
+        if not prog.autostart or mta_by_command(prog.command) is not None:
+            continue
+        sub = _walk(fs, prog.command, prog.path, ctx.env, None, "sh", problems)
+        sub = [replace(c, line=prog.line) for c in sub]
+        _follow(fs, sub, replace(ctx, where=prog.path), out, problems, pid1=False, delay=0.0)
 
 
 @dataclass(frozen=True)

@@ -71,6 +71,20 @@ def test_supervisord_autostart_program_is_started_by_the_image(tmp_path):
     assert verdicts(fs, SUPERVISORD) == {"postfix": "fail"}
 
 
+def test_supervisord_program_script_that_runs_supervisorctl_start(tmp_path):
+    """All-in-one style: a start-up program prepares, then starts the autostart=false MTA program."""
+    files = {"/etc/supervisor/conf.d/start.conf": "[program:start]\ncommand=/usr/local/bin/start-mail.sh\n"
+                                                  "autostart=true\nautorestart=false\n",
+             "/usr/local/bin/start-mail.sh": "#!/bin/bash\n_start() { supervisorctl start \"$1\"; }\n"
+                                             "for i in 1 2 3; do sleep 1; done\n_start postfix\n"}
+    fs = tree(tmp_path, files, base="supervisord-off")
+    facts = analyse(fs, image_config=SUPERVISORD)
+    (started,) = [e for e in facts.enabled if e.by_command]
+    assert started.software == "postfix" and started.path == "/usr/local/bin/start-mail.sh" and started.line == 2
+    assert "supervisord [program:postfix] runs `/usr/sbin/postfix start-fg`" in started.text
+    assert verdicts(fs, SUPERVISORD) == {"postfix": "fail"}
+
+
 def test_systemd_pid1_reads_units_and_sysv_links(tmp_path):
     fs = tree(tmp_path, {}, base="postfix-all")
     got = enabled(fs, ImageConfig(entrypoint=("/lib/systemd/systemd",)))
