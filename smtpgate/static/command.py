@@ -93,6 +93,9 @@ def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFa
         if not argv:
             continue
         condition = " and ".join(c for c in (ctx.condition, cmd.condition) if c)
+        if cmd.skipped:
+            _ruled_out(fs, shell.Command(tuple(argv), cmd.line, condition=condition), ctx, out, problems)
+            continue
         cmd = shell.Command(tuple(argv), cmd.line, cmd.exec_ or is_exec, cmd.background, condition, cmd.loop)
         becomes_pid1 = pid1 and (cmd.exec_ or ctx.where is None) and not condition
         inner = shell.shell_string(argv)
@@ -127,6 +130,20 @@ def _follow(fs: RootFS, cmds: list[shell.Command], ctx: _Context, out: CommandFa
                 ctx.scripts.append(script)
                 sub = _walk(fs, fs.text(script) or "", script, ctx.env, [], script, problems)
                 _follow(fs, sub, replace(ctx, where=script), out, problems, False, delay, looped)
+
+
+def _ruled_out(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, problems: list[str]) -> None:
+    """A start in a branch the environment rules out: no finding, a note that says what would change it."""
+    mta = mta_by_command(cmd.text)
+    if mta is None:
+        control = control_command(cmd.argv)
+        found = [resolve_service(fs, control[0], n, out.supervisord_config, ctx.env, problems)
+                 for n in control[1]] if control else []
+        mta = next((f[0] for f in found if f is not None), None)
+    if mta is not None:
+        where = f"{ctx.where}:{cmd.line}" if ctx.where else "the image command"
+        problems.append(f"{where}: `{cmd.text[:120]}` would start {mta.name}, but not with the environment given: "
+                        f"{cmd.condition} is false (a deployment that makes it true starts it)")
 
 
 def _walk(fs: RootFS, text: str, where: str, env: dict[str, str], args: list[str] | None, arg0: str,

@@ -39,6 +39,7 @@ class Command:
     background: bool = False
     condition: str = ""  # runs only when this holds (a branch the known environment does not decide)
     loop: bool = False  # in a loop body
+    skipped: bool = False  # in a branch the environment given rules out (see `condition`)
 
     @property
     def text(self) -> str:
@@ -69,7 +70,8 @@ def commands(text: str, problems: list[str] | None = None, where: str = "", env:
             break
         for cmd in _command(list(raw.argv), raw.line, raw.background, problems, where, env, depth):
             condition = " and ".join(c for c in (raw.condition, cmd.condition) if c)
-            out.append(replace(cmd, exec_=cmd.exec_ and raw.exec_, condition=condition, loop=raw.loop or cmd.loop))
+            out.append(replace(cmd, exec_=cmd.exec_ and raw.exec_, condition=condition, loop=raw.loop or cmd.loop,
+                               skipped=raw.skipped or cmd.skipped))
     return out[:MAX_COMMANDS]
 
 

@@ -94,6 +94,7 @@ class RawCommand:
     background: bool
     condition: str
     loop: bool = False  # in a loop body (walked once, may run many times)
+    skipped: bool = False  # in a branch the environment given rules out (`condition` says which)
 
 
 @dataclass
@@ -108,6 +109,7 @@ class _State:
     subshell: int = 0
     background: int = 0
     loops: int = 0
+    skipped: int = 0
 
 
 def walk(text: str, *, env: dict[str, str] | None = None, args: list[str] | tuple[str, ...] | None = None,
@@ -202,7 +204,8 @@ class _Walker:
             self._call(argv, function, depth, background)
             return
         exec_ = argv[0] == "exec" and not self.s.subshell and not background
-        self.out.append(RawCommand(tuple(argv), line, exec_, background, self.condition, self.s.loops > 0))
+        self.out.append(RawCommand(tuple(argv), line, exec_ and not self.s.skipped, background, self.condition,
+                                   self.s.loops > 0, self.s.skipped > 0))
         if exec_ and len(argv) > 1 and not self.s.conditions:
             raise _Stop
 
@@ -359,6 +362,7 @@ class _Walker:
 
     def _branch(self, truth: Truth, body: list[Node], depth: int, background: bool) -> None:
         if truth.value is False and truth.certain:
+            self._ruled_out(truth, body, depth, background)
             return
         self._push(truth)
         try:
@@ -367,6 +371,25 @@ class _Walker:
                 self.stmt(node, depth, bg)
         finally:
             self._pop(truth)
+
+    def _ruled_out(self, truth: Truth, body: list[Node], depth: int, background: bool) -> None:
+        """A branch the environment rules out is walked too, its commands marked `skipped` (so a
+        report can say what a deployment that changes the variable would start); what it assigns,
+        shifts or defines is undone."""
+        if self.s.skipped or self.exhausted:
+            return
+        saved = (dict(self.s.vars), None if self.s.args is None else list(self.s.args), dict(self.s.functions),
+                 list(self.s.conditions))
+        self.s.skipped += 1
+        self.s.conditions.append(truth.text[:MAX_CONDITION])
+        try:
+            for node in body:
+                self.stmt(node, depth, background)
+        except (_Stop, _Return):
+            pass
+        finally:
+            self.s.skipped -= 1
+            self.s.vars, self.s.args, self.s.functions, self.s.conditions = saved
 
     def _push(self, truth: Truth) -> None:
         if truth.value is not True:

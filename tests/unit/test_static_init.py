@@ -329,6 +329,10 @@ def test_env_branch_decided_true(tmp_path):
 def test_env_branch_decided_false(tmp_path):
     found, verdict = _relay(tmp_path, {"ENABLE_RELAY": "0", "MODE": "web", "WITH_SV": ""})
     assert found == [] and verdict == {}
+    facts = analyse(DirFS(tmp_path), image_config=ImageConfig(entrypoint=("/start.sh",), env={"ENABLE_RELAY": "0"}))
+    notes = [p for p in facts.problems if "but not with the environment given" in p]
+    assert notes == ['/start.sh:3: `postfix start` would start Postfix, but not with the environment given: '
+                     '`[ "$ENABLE_RELAY" = 1 ]` is false (a deployment that makes it true starts it)']
 
 
 def test_env_branch_unknown_may_start_when(tmp_path):
