@@ -211,6 +211,18 @@ class TargetInfo:
     user: str | None = None
     pid1: Process | None = None
     boots_init: bool = False
+    # A workload container (Compose service, Kubernetes container): then `ref` is its
+    # name ("compose.yaml#web", "Deployment/web#app") and `image` the image it runs.
+    image: str | None = None
+    workload: str | None = None
+    source: str | None = None  # the manifest file
+    line: int | None = None  # the line of the container's `image:` in it
+    env: tuple[str, ...] = ()  # what the deployment sets, "KEY=***" unless --show-env
+
+    @property
+    def image_ref(self) -> str:
+        """The image reference (the ref itself for a plain image scan)."""
+        return self.image or self.ref
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ bandit's style (a fixed id reused by every format):
 
 Where an issue points: a repository file named by the finding's evidence (a
 relative path with a line: the Dockerfile line that installs it, say); else the
+line of the container's `image:` in the Compose file or manifest it came from; else the
 anchor (`--sarif-anchor`, e.g. the Dockerfile that built the image), line 1;
 else an evidence path inside the image (/etc/postfix/main.cf:42), which CI
 systems show as text but cannot open; else nothing. A path inside the image is
@@ -24,6 +25,7 @@ always quoted in the message, so it is never lost.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -111,17 +113,29 @@ def _error_key(message: str) -> str:
     return re.sub(r"[0-9a-f]{12,}|\d+(\.\d+)?", "#", message.splitlines()[0] if message else "")[:200]
 
 
-def place_of(finding: Finding | None, anchor: str | None) -> Place | None:
-    """See the module docstring: repository evidence, anchor, image evidence, nothing."""
+def place_of(finding: Finding | None, anchor: str | None, target: TargetInfo | None = None) -> Place | None:
+    """See the module docstring: repository evidence, the workload's manifest, anchor,
+    image evidence, nothing."""
     located = [(ev.path, max(ev.line or 1, 1)) for ev in (finding.evidence if finding else ()) if ev.path]
     for path, line in located:
         if not path.startswith("/"):
             return Place(path.removeprefix("./") or path, line)
+    if target is not None and target.source:  # the line of the container's `image:` in its manifest
+        return Place(_repo_path(target.source), max(target.line or 1, 1))
     if anchor:
         return Place(anchor, 1)
     for path, line in located:
         return Place(path, line, in_repo=False)
     return None
+
+
+def _repo_path(path: str) -> str:
+    """A manifest named by an absolute path inside the working directory (the
+    checkout), relative to it, as CI systems want; others as given."""
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+    return path.removeprefix("./")
 
 
 def image_paths(finding: Finding) -> list[str]:
@@ -153,14 +167,14 @@ def _finding_issue(result: ScanResult, judged: Judged, anchor: str | None) -> Is
     level = "error" if d.outcome is Outcome.FAIL else "warning"
     return Issue(rule, level, title, "\n".join(lines),
                  fingerprint(rule.id, image_name(result.target.ref), f.key), result, judged,
-                 place_of(f, anchor))
+                 place_of(f, anchor, result.target))
 
 
 def _error_issue(result: ScanResult, error: str, anchor: str | None) -> Issue:
     title = f"could not inspect {result.target.ref}"
     return Issue(ERROR_RULE, "error", title, f"{title}: {error}",
                  fingerprint(ERROR_RULE.id, image_name(result.target.ref), _error_key(error)), result,
-                 place=place_of(None, anchor))
+                 place=place_of(None, anchor, result.target))
 
 
 def _run_error(error: str, anchor: str | None) -> Issue:

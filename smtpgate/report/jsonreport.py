@@ -12,6 +12,9 @@ Top level::
 target::
 
   {"ref", "kind", "image_id" (str|null), "digests": [str],
+   "image" (the image reference), "workload" (str|null: "compose.yaml#web", "Deployment/web#app"),
+   "source" (str|null: the manifest file), "line" (int|null: its `image:` line),
+   "env": ["KEY=***"] (what the deployment sets; values only with --show-env),
    "verdict": "pass" | "fail" | "error", "method": str,
    "errors": [str], "notes": [str], "timings": {str: float|null},
    "listeners": [{"address", "port", "family", "endpoint",
@@ -86,7 +89,9 @@ def _encodable(obj: Any) -> Any:
 
 def _target(result: ScanResult) -> dict[str, Any]:
     t = result.target
-    return {"ref": t.ref, "kind": t.kind, "image_id": t.image_id, "digests": list(t.digests),
+    return {"ref": t.ref, "kind": t.kind, "image": t.image_ref, "workload": t.workload,
+            "source": t.source, "line": t.line, "env": list(t.env),
+            "image_id": t.image_id, "digests": list(t.digests),
             "verdict": result.verdict, "method": result.method,
             "errors": list(result.errors), "notes": list(result.notes),
             "timings": {k: _number(v) for k, v in result.timings.items()},
@@ -153,7 +158,8 @@ SCHEMA: dict[str, Any] = {
         smtpgate=_STR, schema={"const": SCHEMA_VERSION}, exit_code={"enum": [0, 1, 2]},
         started_at=_OPT_STR, command=_arr(_STR), policy=_STR, errors=_arr(_STR),
         targets=_arr(_obj(
-            ref=_STR, kind=_STR, image_id=_OPT_STR, digests=_arr(_STR),
+            ref=_STR, kind=_STR, image=_STR, workload=_OPT_STR, source=_OPT_STR,
+            line={"type": ["integer", "null"]}, env=_arr(_STR), image_id=_OPT_STR, digests=_arr(_STR),
             verdict={"enum": ["pass", "fail", "error"]}, method=_STR,
             errors=_arr(_STR), notes=_arr(_STR),
             timings={"type": "object", "additionalProperties": {"type": ["number", "null"]}},

@@ -123,6 +123,9 @@ def _properties(result: ScanResult, meta: ReportMeta, code: int) -> _Properties:
     pairs = [("smtpgate.version", meta.tool_version), ("image.id", target.image_id or ""),
              *(("image.digest", d) for d in target.digests),
              ("target.kind", target.kind), ("scan.method", result.method),
+             *((("image", target.image_ref), ("workload", target.workload)) if target.workload else ()),
+             *((("workload.source", f"{target.source}:{target.line or 1}"),) if target.source else ()),
+             *(("env", item) for item in target.env),
              ("verdict", result.verdict), ("policy", meta.policy_source),
              ("exit_code", str(code))]
     if meta.command_line:
@@ -152,7 +155,8 @@ def _seconds(value: float | None) -> float | None:
 
 def _summary_lines(result: ScanResult) -> list[str]:
     target = result.target
-    lines = [f"target: {target.kind} {target.ref}", f"image id: {target.image_id or '-'}",
+    lines = [f"target: {target.kind} {target.ref}", *([f"image: {target.image_ref}"] if target.workload else []),
+             f"image id: {target.image_id or '-'}",
              f"method: {result.method or '-'}", f"verdict: {result.verdict}",
              f"listeners: {len(result.listeners)}, SMTP findings: {len(result.judged)}, "
              f"violations: {len(result.violations)}, warnings: {len(result.warnings)}"]

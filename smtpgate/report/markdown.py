@@ -71,7 +71,8 @@ def _target(result: ScanResult) -> str:
     lines += ["", *(f"- ⚠️ could not inspect: {cell(err, 1000)}" for err in result.errors)]
     for judged in result.violations:
         lines += ["", *_fix_block(judged)]
-    lines += ["", f"<sub>method: {cell(result.method or '-')}; image id: {cell(t.image_id or '-')}</sub>"]
+    image = f"image: {cell(t.image_ref)}; " if t.workload else ""
+    lines += ["", f"<sub>{image}method: {cell(result.method or '-')}; image id: {cell(t.image_id or '-')}</sub>"]
     return "\n".join(lines)
 
 

@@ -107,8 +107,9 @@ def _result(issue: issues.Issue) -> dict[str, Any]:
         "ruleId": issue.rule.id, "ruleIndex": rule_index, "level": issue.level,
         "message": {"text": bound(text, 16384)},
         "partialFingerprints": {FINGERPRINT: issue.fingerprint},
-        "properties": {"image": issue.target.target.ref, "imageId": issue.target.target.image_id,
-                       "verdict": issue.target.verdict},
+        "properties": {"image": issue.target.target.image_ref, "imageId": issue.target.target.image_id,
+                       "verdict": issue.target.verdict,
+                       **({"workload": issue.target.target.workload} if issue.target.target.workload else {})},
     }
     if issue.place is not None:
         out["locations"] = [_location(issue.place, issue.title)]

@@ -67,7 +67,9 @@ def _target_block(result: ScanResult, paint: _Painter) -> str:
 def _header(result: ScanResult, paint: _Painter) -> str:
     t = result.target
     word = common.VERDICT_WORD[result.verdict]
-    image = f" ({_short_id(t.image_id)})" if t.image_id else ""
+    ident = _short_id(t.image_id) if t.image_id else ""
+    image = f" ({_safe(t.image_ref)}{', ' + ident if ident else ''})" if t.workload else (
+        f" ({ident})" if ident else "")
     return paint(f"== {_safe(t.kind)} {_safe(t.ref)}{image} — ", "bold") + paint(word, word)
 
 

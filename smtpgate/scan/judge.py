@@ -42,7 +42,8 @@ def judge(target_info: TargetInfo, evidence: Evidence, policy: Any, *, today: dt
     findings = merge(evidence.findings, evidence.static)
     errors = [*evidence.errors, *static_errors(evidence.static), *unjudged_errors(evidence.probes, findings)]
     notes = [*evidence.notes, *static_notes(evidence.static)]
-    judged = tuple(evaluate(policy, f, boots_init=target_info.boots_init, today=today) for f in findings)
+    judged = tuple(evaluate(policy, f, boots_init=target_info.boots_init, today=today, target=target_info)
+                   for f in findings)
     return ScanResult(
         target=target_info,
         listeners=evidence.listeners,
