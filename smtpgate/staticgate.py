@@ -95,8 +95,10 @@ class StaticEvidence:
     with a note: an image could otherwise flood its filesystem to hide what
     its command starts after a long sleep."""
 
-    def __init__(self, target: Any, limits: FsLimits | None = None) -> None:
+    def __init__(self, target: Any, limits: FsLimits | None = None, boots_init: bool | None = None,
+                 ) -> None:
         self.facts: StaticFacts | None = None
+        self._boots_init = boots_init  # --boots-init: links count as read by a booted init
         self.error: str | None = None
         self.crash: BaseException | None = None  # an unexpected exception, raised again by result()
         self.seconds = 0.0
@@ -115,7 +117,8 @@ class StaticEvidence:
     def _run(self, client: Any, image_id: str) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(client, client.images.get(image_id), limits=self.limits, spec=self._spec)
+            self.facts = image_facts(client, client.images.get(image_id), self._boots_init, limits=self.limits,
+                                     spec=self._spec)
         except SmtpgateError as exc:
             self.error = f"static analysis of the image failed: {exc}"
         except engine_errors() as exc:
