@@ -26,27 +26,34 @@ BLIND_SPOT = ("static analysis only: SMTP servers that are not known software (c
               "does not know) are found only by a normal scan")
 
 
-def image_facts(client: Any, image: Any, boots_init: bool | None = None, limits: FsLimits | None = None) -> StaticFacts:
-    """Analyse an SDK image object's filesystem and config, never running it."""
+def image_facts(client: Any, image: Any, boots_init: bool | None = None, limits: FsLimits | None = None,
+                spec: Any = None) -> StaticFacts:
+    """Analyse an SDK image object's filesystem and config, never running it; with a
+    `RunSpec`, the config is the one the deployment runs (its entrypoint, command, env)."""
     config = image_config(image.attrs)
+    if spec is not None:
+        config = spec.effective(config)
     with image_filesystem(client, image.id, limits, config=config) as fs:
         return analyse(fs, image_config=config, boots_init=boots_init)
 
 
-def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None) -> ScanResult:
-    """Judge an image from static evidence only; every failure is an error in the result."""
+def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None,
+                spec: Any = None) -> ScanResult:
+    """Judge an image from static evidence only; every failure is an error in the result.
+    With a `RunSpec` (smtpgate.workload), as that deployment runs it."""
     from smtpgate.targets.docker import engine
 
     started = time.monotonic()
-    info = TargetInfo(kind="image", ref=ref)
+    info = spec.target_info() if spec is not None else TargetInfo(kind="image", ref=ref)
     try:
         client = client or engine()
         image = _image(client, ref, pull)
         config = image_config(image.attrs)
-        info = TargetInfo(kind="image", ref=ref, image_id=image.id,
-                          digests=tuple(image.attrs.get("RepoDigests") or ()),
-                          entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
-        facts = image_facts(client, image, opts.boots_init)
+        if spec is not None:
+            config = spec.effective(config)
+        info = replace(info, image_id=image.id, digests=tuple(image.attrs.get("RepoDigests") or ()),
+                       entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
+        facts = image_facts(client, image, opts.boots_init, spec=spec)
     except Interrupted:
         raise
     except SmtpgateError as exc:
@@ -88,8 +95,10 @@ class StaticEvidence:
     with a note: an image could otherwise flood its filesystem to hide what
     its command starts after a long sleep."""
 
-    def __init__(self, target: Any, limits: FsLimits | None = None) -> None:
+    def __init__(self, target: Any, limits: FsLimits | None = None, boots_init: bool | None = None,
+                 ) -> None:
         self.facts: StaticFacts | None = None
+        self._boots_init = boots_init  # --boots-init: links count as read by a booted init
         self.error: str | None = None
         self.crash: BaseException | None = None  # an unexpected exception, raised again by result()
         self.seconds = 0.0
@@ -97,6 +106,7 @@ class StaticEvidence:
         client = target.image_engine()
         image_id = target.info.image_id
         self._thread: threading.Thread | None = None
+        self._spec = getattr(target, "spec", None)  # the deployment's command and env (smtpgate.workload)
         if client is None or not image_id or target.info.kind != "image":
             return
         self._thread = threading.Thread(target=self._run, args=(client, image_id), name="smtpgate-static",
@@ -107,7 +117,8 @@ class StaticEvidence:
     def _run(self, client: Any, image_id: str) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(client, client.images.get(image_id), limits=self.limits)
+            self.facts = image_facts(client, client.images.get(image_id), self._boots_init, limits=self.limits,
+                                     spec=self._spec)
         except SmtpgateError as exc:
             self.error = f"static analysis of the image failed: {exc}"
         except engine_errors() as exc:

@@ -8,7 +8,10 @@ whole. An expired approval never approves; the reason names it and its date.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import fnmatch
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,8 +24,10 @@ from smtpgate.model import (
     Outcome,
     Protocol,
     State,
+    TargetInfo,
 )
 from smtpgate.policy.rules import Approval, Bind, Defaults, Policy, normal_ip
+from smtpgate.workload.k8s import POD_SPEC as WORKLOAD_KINDS
 
 RANK = {Outcome.PASS: 0, Outcome.WARN: 1, Outcome.FAIL: 2}
 SCOPE_WORDS = {
@@ -52,14 +57,24 @@ class Ruling:
 
 
 def evaluate(
-    policy: Policy, finding: Finding, *, boots_init: bool, today: datetime.date | None = None
+    policy: Policy,
+    finding: Finding,
+    *,
+    boots_init: bool,
+    today: datetime.date | None = None,
+    target: TargetInfo | None = None,
 ) -> Judged:
     """The policy's decision on `finding`, overall and per listener.
 
     `boots_init` says whether the target boots an init system (decides
-    `enabled: auto`); `today` defaults to the current UTC date.
+    `enabled: auto`); `today` defaults to the current UTC date; `target` is what
+    approvals scoped by `images:` and `workloads:` are matched against (an
+    approval scoped that way approves nothing without it).
     """
     day = today if today is not None else datetime.datetime.now(datetime.timezone.utc).date()
+    if any(a.images or a.workloads for a in policy.approvals):
+        scoped = tuple(a for a in policy.approvals if target_matches(a, target))
+        policy = dataclasses.replace(policy, approvals=scoped)
     if finding.state is not State.LISTENING or not finding.listeners:
         ruling = rule(policy, finding, finding.listeners, day, boots_init)
         return Judged(finding, decide(policy, finding, finding.listeners, ruling))
@@ -101,6 +116,8 @@ def default_for(
     if finding.state is State.ENABLED:
         if defaults.enabled is not None:
             return "enabled", defaults.enabled, ""
+        if finding.starts_only_maybe:
+            return "enabled", Outcome.WARN, maybe_note(finding)
         if finding.configured_scope is BindScope.LOOPBACK and (boots_init or finding.starts_with_image):
             return "loopback", defaults.loopback, (
                 "it would start, and its configuration binds it to loopback only, so it is judged as a "
@@ -113,6 +130,15 @@ def default_for(
             )
         return "enabled", *auto_enabled(boots_init)
     return "installed", defaults.installed, ""
+
+
+def maybe_note(finding: Finding) -> str:
+    """Why a finding that may start is only a warning (`Finding.starts_only_maybe`)."""
+    if any(e.kind == "conditional" for e in finding.evidence):
+        return ("the image's command starts it only under a condition that its configuration does not decide "
+                "(the evidence names it), so this is a warning")
+    return ("what enables it is read by no init system this image runs: PID 1 is another init or supervisor "
+            "(the evidence names it), so this is a warning")
 
 
 def auto_enabled(boots_init: bool) -> tuple[Outcome, str]:
@@ -136,6 +162,27 @@ def matches(approval: Approval, finding: Finding, listeners: Sequence[Listener])
     if not listeners:
         return not approval.constrains_listeners
     return all(listener_matches(approval, li) for li in listeners)
+
+
+def target_matches(approval: Approval, target: TargetInfo | None) -> bool:
+    """`images:` globs match the image reference; `workloads:` globs match the workload
+    name (`Deployment/web#app`, `compose.yaml#relay`; for a Compose file the name with
+    the file's base name matches too, whatever directory it was named from)."""
+    if approval.images and (target is None or not _any_glob(approval.images, (target.image_ref,))):
+        return False
+    if not approval.workloads:
+        return True
+    if target is None or not target.workload:
+        return False
+    names = [target.workload]
+    path, hash_, rest = target.workload.rpartition("#")
+    if hash_ and "/" in path and path.split("/", 1)[0] not in WORKLOAD_KINDS:
+        names.append(f"{posixpath.basename(path)}#{rest}")
+    return _any_glob(approval.workloads, names)
+
+
+def _any_glob(globs: Sequence[str], names: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, glob) for glob in globs for name in names)
 
 
 def listener_matches(approval: Approval, listener: Listener) -> bool:

@@ -33,6 +33,8 @@ class Evidence:
     notes: tuple[str, ...] = ()
     method: str = ""
     timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    exposed: tuple[int, ...] = ()  # ports the image EXPOSEs (runtime scans of images)
+    still_starting: str = ""  # why start-up still looked unfinished when settling stopped watching
 
 
 def judge(target_info: TargetInfo, evidence: Evidence, policy: Any, *, today: dt.date | None = None) -> ScanResult:
@@ -42,7 +44,8 @@ def judge(target_info: TargetInfo, evidence: Evidence, policy: Any, *, today: dt
     findings = merge(evidence.findings, evidence.static)
     errors = [*evidence.errors, *static_errors(evidence.static), *unjudged_errors(evidence.probes, findings)]
     notes = [*evidence.notes, *static_notes(evidence.static)]
-    judged = tuple(evaluate(policy, f, boots_init=target_info.boots_init, today=today) for f in findings)
+    judged = tuple(evaluate(policy, f, boots_init=target_info.boots_init, today=today, target=target_info)
+                   for f in findings)
     return ScanResult(
         target=target_info,
         listeners=evidence.listeners,
@@ -52,6 +55,8 @@ def judge(target_info: TargetInfo, evidence: Evidence, policy: Any, *, today: dt
         notes=tuple(notes),
         method=evidence.method,
         timings=dict(evidence.timings),
+        exposed=evidence.exposed,
+        still_starting=evidence.still_starting,
     )
 
 

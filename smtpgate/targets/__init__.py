@@ -43,6 +43,7 @@ class TargetOptions:
     ssh_key: str | None = None
     ssh_known_hosts: str | None = None
     vm: Any = field(default=None)  # smtpgate.targets.vm.VmOptions
+    spec: Any = field(default=None)  # smtpgate.workload.RunSpec: how the deployment runs an image
 
 
 def kind_of(ref: str) -> str:

@@ -24,10 +24,12 @@ from smtpgate.collect.parked import ThreadWait
 from smtpgate.collect.smtp import Dialler
 from smtpgate.errors import CollectError, TargetError
 from smtpgate.labels import LABEL, owner_labels
-from smtpgate.model import Listener, Protocol, SmtpProbe, TargetInfo
+from smtpgate.model import Listener, Protocol, SmtpProbe
+from smtpgate.static.image import image_config
 from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState, Target
 from smtpgate.targets.sdk import engine_errors
+from smtpgate.workload.spec import RunSpec
 
 
 def engine(timeout: float = 60.0) -> Any:
@@ -101,13 +103,15 @@ class DockerImageTarget(Target):
         network: str = "none",
         method: str = "auto",
         helper_image: str | None = None,
+        spec: RunSpec | None = None,
     ):
         if network not in NETWORK_MODES:
             raise TargetError(f"network {network!r}: choose one of {', '.join(NETWORK_MODES)}")
         self.ref, self._client, self.pull = ref, client, pull
         self.memory, self.pids, self.network_mode = memory, pids, network
         self.scan_id = f"smtpgate-{secrets.token_hex(6)}"
-        self.info = TargetInfo(kind="image", ref=ref)
+        self.spec = spec or RunSpec(image=ref)  # how the deployment runs it (smtpgate.workload)
+        self.info = self.spec.target_info()
         self.notes: list[str] = []
         self.container: Any = None
         self.network: Any = None
@@ -148,6 +152,7 @@ class DockerImageTarget(Target):
                 # IPv6 on loopback as most hosts have it: servers that bind [::1] or a v6-only [::]
                 # (nginx, Go's tcp6) then start and can be probed. Docker switches it off by default.
                 sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
+                **self.spec.create_kwargs(),  # entrypoint, command, env, user, workdir, read-only binds
             )
             self.container.start()
             self.container.reload()
@@ -241,9 +246,9 @@ class DockerImageTarget(Target):
 
     def _describe(self, image: Any) -> None:
         config = image.attrs.get("Config") or {}
-        self._healthcheck = bool((config.get("Healthcheck") or {}).get("Test")) and (
-            config["Healthcheck"]["Test"][:1] != ["NONE"]
-        )
+        health = list(self.spec.healthcheck.test if self.spec.healthcheck else
+                      (config.get("Healthcheck") or {}).get("Test") or ())
+        self._healthcheck = bool(health) and health[:1] != ["NONE"]
         self.exposed_tcp_ports = tuple(
             sorted(int(k.split("/")[0]) for k in (config.get("ExposedPorts") or {}) if k.endswith("/tcp"))
         )
@@ -251,10 +256,10 @@ class DockerImageTarget(Target):
             self.info,
             image_id=image.id,
             digests=tuple(image.attrs.get("RepoDigests") or ()),
-            entrypoint=tuple(config.get("Entrypoint") or ()),
-            cmd=tuple(config.get("Cmd") or ()),
-            user=config.get("User") or "root",
         )
+        effective = self.spec.effective(image_config(image.attrs))
+        self.info = replace(self.info, entrypoint=effective.entrypoint, cmd=effective.cmd,
+                            user=effective.user or "root")
 
     # -- observation ----------------------------------------------------------
     def _choose_method(self) -> None:
@@ -395,7 +400,7 @@ class DockerImageTarget(Target):
     @classmethod
     def from_ref(cls, ref: str, options: Any) -> DockerImageTarget:
         return cls(ref, pull=options.pull, memory=options.memory, pids=options.pids, network=options.network,
-                   method=options.method, helper_image=options.helper_image)
+                   method=options.method, helper_image=options.helper_image, spec=options.spec)
 
     def image_engine(self) -> Any | None:
         return self._client
@@ -525,3 +530,18 @@ def cleanup(client: Any = None, *, older_than: float = 3600.0, force: bool = Fal
     except DockerException as exc:
         raise _wrap("cleanup failed", exc) from exc
     return removed, spared
+
+
+def build_image(context: str, tag: str, *, dockerfile: str | None = None, target: str | None = None,
+                buildargs: dict[str, str] | None = None, client: Any = None) -> str:
+    """Build a Compose service's `build:` with the engine (--compose-build); the image id."""
+    from docker.errors import BuildError, DockerException
+
+    client = client or engine(timeout=600)
+    try:
+        image, _ = client.images.build(path=context, tag=tag, dockerfile=dockerfile, target=target,
+                                       buildargs=buildargs or None, labels={f"{LABEL}.built": tag},
+                                       rm=True, forcerm=True)
+    except (BuildError, DockerException, OSError, TypeError) as exc:
+        raise _wrap(f"could not build {tag} from {context}", exc) from exc
+    return str(image.id)
