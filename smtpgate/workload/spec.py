@@ -200,11 +200,12 @@ def read_env_file(path: str, environ: Mapping[str, str], *, compose: bool = Fals
     removed, no expansion), `KEY` alone is taken from the environment, `#`
     lines and blank lines skipped. Compose's format (``compose=True``) also
     strips matching quotes around the value and `export ` before the key."""
+    from smtpgate.inputs import read_bounded
+
+    data = read_bounded(path, 1 << 20, f"cannot read env file {path}: ", f"env file {path} is larger than 1 MiB",
+                        WorkloadError)  # non-blocking, a regular file only
     try:
-        with open(path, encoding="utf-8-sig") as fh:
-            lines = fh.read(1 << 20).splitlines()
-    except OSError as exc:
-        raise WorkloadError(f"cannot read env file {path}: {exc.strerror or exc}") from exc
+        lines = data.decode("utf-8-sig").splitlines()
     except UnicodeDecodeError as exc:
         raise WorkloadError(f"env file {path} is not UTF-8 text") from exc
     out: list[tuple[str, str]] = []

@@ -23,14 +23,16 @@ _MERGE = "tag:yaml.org,2002:merge"
 
 def read_text(path: str, stream: Any = None) -> str:
     """The file (or `stream` for '-') as text, bounded."""
-    try:
-        if stream is not None:
+    if stream is None:  # non-blocking, a regular file only: a FIFO or /dev/zero is refused at once
+        from smtpgate.inputs import read_bounded
+
+        data = read_bounded(path, MAX_BYTES, f"cannot read {path}: ", f"{path}: larger than {MAX_BYTES >> 20} MiB",
+                            WorkloadError)
+    else:
+        try:
             data = stream.read(MAX_BYTES + 1)
-        else:
-            with open(path, "rb") as fh:
-                data = fh.read(MAX_BYTES + 1)
-    except OSError as exc:
-        raise WorkloadError(f"cannot read {path}: {exc.strerror or exc}") from exc
+        except OSError as exc:
+            raise WorkloadError(f"cannot read {path}: {exc.strerror or exc}") from exc
     if len(data) > MAX_BYTES:
         raise WorkloadError(f"{path}: larger than {MAX_BYTES >> 20} MiB")
     if isinstance(data, str):

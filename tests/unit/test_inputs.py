@@ -59,3 +59,21 @@ def test_not_utf8_is_a_clear_error(tmp_path):
     listed.write_bytes(b"a:1\n\xff\n")
     with pytest.raises(SmtpgateError, match=r"images\.txt:2: not UTF-8 text"):
         _images_from(str(listed))
+
+
+@pytest.mark.parametrize("reader", ["k8s", "compose", "env-file"])
+def test_workload_inputs_refuse_fifos_and_devices(tmp_path, reader):
+    from smtpgate.errors import WorkloadError
+    from smtpgate.workload.compose import ComposeOptions, load_compose
+    from smtpgate.workload.k8s import load_k8s
+    from smtpgate.workload.spec import read_env_file
+
+    read = {"k8s": load_k8s, "compose": lambda p: load_compose(p, ComposeOptions(), {}),
+            "env-file": lambda p: read_env_file(p, {})}[reader]
+    fifo = tmp_path / "in.fifo"
+    os.mkfifo(fifo)
+    started = time.monotonic()
+    for path in (str(fifo), "/dev/zero"):
+        with pytest.raises(WorkloadError, match="not a regular file"):
+            read(path)
+    assert time.monotonic() - started < 2
