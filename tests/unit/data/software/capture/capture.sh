@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Capture what real SMTP servers from Debian, PyPI, npm and RubyGems say and run as, for
+# tests/unit/data/software/servers.yaml. Runs one scratch container (labelled smtpgate,
+# removed on exit) from the fixture base, installs each server from its real package,
+# starts it on 127.0.0.1 inside the container and reads it with probe.py; nothing but
+# the package registries is reached. Output: one JSON line per server on stdout.
+#
+#   bash tests/unit/data/software/capture/capture.sh > captured.jsonl
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+name=smtpgate-capture-$$
+trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
+docker run -d --name "$name" --label smtpgate=capture --hostname gate.example \
+  -v "$here:/cap:ro" -v /etc/ssl/certs/ca-certificates.crt:/tmp/host-ca.crt:ro \
+  -e PIP_CERT=/tmp/host-ca.crt -e NODE_EXTRA_CA_CERTS=/tmp/host-ca.crt -e npm_config_cafile=/tmp/host-ca.crt \
+  -e SSL_CERT_FILE=/tmp/host-ca.crt \
+  smtpgate-fixture/debian-base:bookworm sleep 3600 >/dev/null
+run() { docker exec "$name" sh -c "$1"; }
+probe() { docker exec "$name" python3 /cap/probe.py "$@"; }
+run 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+       python3 python3-venv python3-twisted nodejs npm qpsmtpd ruby ruby-dev build-essential \
+       libsqlite3-dev >/tmp/apt.log 2>&1'
+ver() { run "dpkg-query -W -f '\${Version}' $1"; }
+
+# Twisted mail (Debian python3-twisted): `twistd mail` with an SMTP port.
+run 'mkdir -p /tmp/twmail && cd /tmp && twistd3 -n --pidfile= mail --smtp=tcp:2501:interface=127.0.0.1 \
+       -d example.test=/tmp/twmail >/tmp/twistd.log 2>&1 &'
+probe twisted-mail 2501 "captured, python3-twisted $(ver python3-twisted), \`twistd3 -n mail --smtp=tcp:2501:interface=127.0.0.1 -d example.test=/tmp/twmail\`"
+
+# qpsmtpd (Debian): its forkserver on loopback.
+run 'mkdir -p /run/qpsmtpd && chown qpsmtpd /run/qpsmtpd 2>/dev/null;
+     (qpsmtpd-forkserver -l 127.0.0.1 -p 2502 -u qpsmtpd >/tmp/qpsmtpd.log 2>&1 &)'
+probe qpsmtpd 2502 "captured, qpsmtpd $(ver qpsmtpd), \`qpsmtpd-forkserver -l 127.0.0.1 -p 2502\`"
+
+# PyPI: aiosmtpd in a venv (`python -m aiosmtpd`), salmon-mail, smtpdev.
+run 'python3 -m venv /opt/py && /opt/py/bin/pip install -q aiosmtpd salmon-mail smtpdev >/tmp/pip.log 2>&1'
+pyver() { run "/opt/py/bin/pip show $1 | sed -n 's/^Version: //p'"; }
+run '(/opt/py/bin/python -m aiosmtpd -n -l 127.0.0.1:2504 >/tmp/aiosmtpd.log 2>&1 &)'
+probe aiosmtpd 2504 "captured, aiosmtpd $(pyver aiosmtpd) from PyPI in a venv, \`python -m aiosmtpd -n -l 127.0.0.1:2504\`"
+run 'cd /tmp && /opt/py/bin/salmon gen salmonapp >/dev/null && cd salmonapp &&
+     sed -i "s/\"port\": *[0-9]*/\"port\": 2505/" config/settings.py &&
+     (/opt/py/bin/salmon start --pid /tmp/salmon.pid >/tmp/salmon.log 2>&1 &)'
+probe salmon 2505 "captured, salmon-mail $(pyver salmon-mail) from PyPI, \`salmon gen\` project (port 2505), \`salmon start\`"
+run '(/opt/py/bin/smtpdev --smtp-host 127.0.0.1 --smtp-port 2506 --web-host 127.0.0.1 --web-port 2516 >/tmp/smtpdev.log 2>&1 &)'
+probe smtpdev 2506 "captured, smtpdev $(pyver smtpdev) from PyPI, \`smtpdev --smtp-host 127.0.0.1 --smtp-port 2506\`"
+
+# npm: nodemailer's smtp-server under a small script, and servers built on it.
+run 'mkdir -p /opt/js && cd /opt/js && npm install -s --no-audit --no-fund smtp-server maildev fake-smtp-server >/tmp/npm.log 2>&1'
+npmver() { run "node -p 'require(\"/opt/js/node_modules/$1/package.json\").version'"; }
+run 'cd /opt/js && cat > sink.js <<JS
+const { SMTPServer } = require("smtp-server");
+new SMTPServer({ authOptional: true, onData(s, _x, cb) { s.on("end", cb); s.resume(); } }).listen(2507, "127.0.0.1");
+JS
+(node sink.js >/tmp/sink.log 2>&1 &)'
+probe smtp-server 2507 "captured, smtp-server $(npmver smtp-server) from npm, default options, \`node sink.js\`"
+run '(cd /opt/js && node_modules/.bin/maildev --ip 127.0.0.1 -s 2508 -w 2518 >/tmp/maildev.log 2>&1 &)'
+probe maildev 2508 "captured, maildev $(npmver maildev) from npm, \`maildev --ip 127.0.0.1 -s 2508 -w 2518\`"
+run '(cd /opt/js && node_modules/.bin/fake-smtp-server -s 2509 --smtp-ip 127.0.0.1 -h 2519 >/tmp/fake.log 2>&1 &)'
+probe fake-smtp-server 2509 "captured, fake-smtp-server $(npmver fake-smtp-server) from npm, \`fake-smtp-server -s 2509 --smtp-ip 127.0.0.1\`"
+
+# RubyGems: MailCatcher (its native extensions build against Debian's ruby-dev).
+run 'gem install --no-document mailcatcher >/tmp/gem.log 2>&1 && (mailcatcher --ip 127.0.0.1 --smtp-port 2510 --http-port 2520 >/tmp/mailcatcher.log 2>&1 &)'
+probe mailcatcher 2510 "captured, mailcatcher $(run "gem list -e mailcatcher | sed -n 's/.*(\\(.*\\))/\\1/p'") from RubyGems, \`mailcatcher --ip 127.0.0.1 --smtp-port 2510\`"
