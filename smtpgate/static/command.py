@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from smtpgate.static import shell
+from smtpgate.static import langpkg, shell
 from smtpgate.static.config.common import address_scope
 from smtpgate.static.config.exim import ox_listens
 from smtpgate.static.facts import ConfiguredListen, Enablement
@@ -77,7 +77,7 @@ def _follow(fs: RootFS, cmds: list[shell.Command], where: str | None, env: dict[
             _follow(fs, shell.commands(text, problems, script, env), script, env, out, problems,
                     becomes_pid1, scripts, delay, workdir)
             continue
-        _one(fs, cmd, where, out, delay)
+        _one(fs, cmd, where, out, delay, workdir, env)
 
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -108,11 +108,17 @@ def _shell_interpreter(first: bytes) -> bool:
     return any(n in shell.SHELLS for n in names)
 
 
-def _one(fs: RootFS, cmd: shell.Command, where: str | None, out: CommandFacts, delay: float) -> None:
+def _one(fs: RootFS, cmd: shell.Command, where: str | None, out: CommandFacts, delay: float, workdir: str = "",
+         env: dict[str, str] | None = None) -> None:
     origin = f"{where}:{cmd.line}" if where else "the image's Entrypoint/Cmd"
     line = cmd.line if where else None
     late = f", after sleeping {delay:g} s" if delay else ""
     mta = mta_by_command(cmd.text)
+    if mta is None:  # an interpreter running a script that uses a server library (smtpgate.static.langpkg)
+        hit = langpkg.command_server(fs, cmd.argv, workdir, env or {})
+        if hit is not None:
+            out.enabled.append(langpkg.script_enablement(hit, cmd.text, origin, late))
+            return
     if mta is not None:
         out.enabled.append(Enablement(mta.id, "command", f"the image command starts {mta.name}: `{cmd.text[:200]}` "
                                       f"({origin}{late})", where, line, by_command=True))

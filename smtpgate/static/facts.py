@@ -47,6 +47,7 @@ class Enablement:
     path: str | None = None
     line: int | None = None
     by_command: bool = False  # the image's own command starts it (directly or through what it launches)
+    runs: str = ""  # the script an interpreter runs for it (`node server.js`): a process running it is this server
 
     def evidence(self) -> Evidence:
         return Evidence("command" if self.by_command else "unit", self.text, self.path, self.line)
