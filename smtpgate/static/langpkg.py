@@ -72,8 +72,7 @@ MAX_NESTED = 3  # node_modules inside packages inside node_modules...
 TIME_BUDGET = 10.0  # seconds for one search
 JAR_READS = 40  # jars opened (bounded by the RootFS file limit each)
 POM_BYTES = 64 << 10
-SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", "proc", "sys", "dev", ".cache", "_cacache", ".npm",
-                       "tmp", ".yarn-cache"})
+SKIP_DIRS = frozenset({".git", ".hg", ".svn", "__pycache__", ".cache", "_cacache", ".npm", ".yarn-cache"})
 _VERSION_HEAD = re.compile(r"^\d")
 _GEMSPEC_NAME = re.compile(r"""\.name\s*=\s*["']([^"']+)["']""")
 

@@ -16,7 +16,8 @@ docker run -d --name "$name" --label smtpgate=capture --hostname gate.example \
   -e SSL_CERT_FILE=/tmp/host-ca.crt \
   smtpgate-fixture/debian-base:bookworm sleep 3600 >/dev/null
 run() { docker exec "$name" sh -c "$1"; }
-probe() { docker exec "$name" python3 /cap/probe.py "$@"; }
+# A server that does not come up is said on stderr with its log; the others are still captured.
+probe() { docker exec "$name" python3 /cap/probe.py "$@" || run "tail -n 5 /tmp/$1.log" >&2 || true; }
 run 'apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
        python3 python3-venv python3-twisted nodejs npm qpsmtpd ruby ruby-dev build-essential \
        libsqlite3-dev >/tmp/apt.log 2>&1'
@@ -24,12 +25,12 @@ ver() { run "dpkg-query -W -f '\${Version}' $1"; }
 
 # Twisted mail (Debian python3-twisted): `twistd mail` with an SMTP port.
 run 'mkdir -p /tmp/twmail && cd /tmp && twistd3 -n --pidfile= mail --smtp=tcp:2501:interface=127.0.0.1 \
-       -d example.test=/tmp/twmail >/tmp/twistd.log 2>&1 &'
+       -d example.test=/tmp/twmail >/tmp/twisted-mail.log 2>&1 &'
 probe twisted-mail 2501 "captured, python3-twisted $(ver python3-twisted), \`twistd3 -n mail --smtp=tcp:2501:interface=127.0.0.1 -d example.test=/tmp/twmail\`"
 
 # qpsmtpd (Debian): its forkserver on loopback.
 run 'mkdir -p /run/qpsmtpd && chown qpsmtpd /run/qpsmtpd 2>/dev/null;
-     (qpsmtpd-forkserver -l 127.0.0.1 -p 2502 -u qpsmtpd >/tmp/qpsmtpd.log 2>&1 &)'
+     (qpsmtpd-forkserver -l 127.0.0.1 -p 2502 -u qpsmtpd >/tmp/qpsmtpd.log 2>&1 &); sleep 2'
 probe qpsmtpd 2502 "captured, qpsmtpd $(ver qpsmtpd), \`qpsmtpd-forkserver -l 127.0.0.1 -p 2502\`"
 
 # PyPI: aiosmtpd in a venv (`python -m aiosmtpd`), salmon-mail, smtpdev.
@@ -51,11 +52,11 @@ run 'cd /opt/js && cat > sink.js <<JS
 const { SMTPServer } = require("smtp-server");
 new SMTPServer({ authOptional: true, onData(s, _x, cb) { s.on("end", cb); s.resume(); } }).listen(2507, "127.0.0.1");
 JS
-(node sink.js >/tmp/sink.log 2>&1 &)'
+(node sink.js >/tmp/smtp-server.log 2>&1 &)'
 probe smtp-server 2507 "captured, smtp-server $(npmver smtp-server) from npm, default options, \`node sink.js\`"
 run '(cd /opt/js && node_modules/.bin/maildev --ip 127.0.0.1 -s 2508 -w 2518 >/tmp/maildev.log 2>&1 &)'
 probe maildev 2508 "captured, maildev $(npmver maildev) from npm, \`maildev --ip 127.0.0.1 -s 2508 -w 2518\`"
-run '(cd /opt/js && node_modules/.bin/fake-smtp-server -s 2509 --smtp-ip 127.0.0.1 -h 2519 >/tmp/fake.log 2>&1 &)'
+run '(cd /opt/js && node_modules/.bin/fake-smtp-server -s 2509 --smtp-ip 127.0.0.1 -h 2519 >/tmp/fake-smtp-server.log 2>&1 &)'
 probe fake-smtp-server 2509 "captured, fake-smtp-server $(npmver fake-smtp-server) from npm, \`fake-smtp-server -s 2509 --smtp-ip 127.0.0.1\`"
 
 # RubyGems: MailCatcher (its native extensions build against Debian's ruby-dev).
