@@ -100,3 +100,25 @@ def test_large_file_keeps_memory_bounded(images, method):
     assert out["findings"] == [["postfix", "enabled"]]
     if method == "export":  # streamed past, reported, never kept
         assert any("/etc/postfix/huge.cf" in p and "limit" in p for p in out["problems"])
+
+
+@pytest.mark.parametrize(
+    ("name", "software", "script", "package"),
+    [
+        ("npm-smtp-server", "smtp-server", "/app/server.js", "/app/node_modules/smtp-server/package.json"),
+        ("pip-smtp-server", "aiosmtpd", "/srv/app.py",
+         "/opt/mail/lib/python3.11/site-packages/aiosmtpd-1.4.6.dist-info/METADATA"),
+    ],
+)
+def test_language_package_servers_installed_and_enabled_by_the_command(scan_image, name, software, script, package):
+    """An npm / PyPI server: --static finds the package (file, version) and the script the command runs
+    that imports it (file:line); a normal scan names what speaks and carries the same evidence."""
+    static = _finding(scan_image(EXPECTED[name]["image"], "--static"), software)
+    assert static["state"] == "enabled" and static["decision"]["outcome"] == "fail"
+    command = next(e for e in static["evidence"] if e["kind"] == "command")
+    assert command["path"] == script and isinstance(command["line"], int)
+    pkg = next(e for e in static["evidence"] if e["kind"] == "package")
+    assert pkg["path"] == package and static["software"]["version"]
+    normal = _finding(scan_image(EXPECTED[name]["image"]), software)
+    assert normal["state"] == "listening"
+    assert {"listening", "greeting", "command", "package"} <= {e["kind"] for e in normal["evidence"]}
