@@ -241,7 +241,8 @@ def test_python_script_that_imports_the_library():
 @pytest.mark.parametrize(
     ("files", "argv", "want"),
     [
-        ({"/app/main.py": "import os\nfrom mail import run\n", "/app/mail/__init__.py": "from twisted.mail import smtp\n"},
+        ({"/app/main.py": "import os\nfrom mail import run\n",
+          "/app/mail/__init__.py": "from twisted.mail import smtp\n"},
          ["python3", "main.py"], "twisted-mail"),
         ({"/app/run.py": "import smtpd, asyncore\n"}, ["python3.11", "run.py"], "python-smtpd"),
         ({"/app/svc/__main__.py": "from salmon.server import SMTPReceiver\n"}, ["python", "-m", "svc"], "salmon"),
@@ -267,7 +268,7 @@ def test_scripts_run_by_the_command(tmp_path, files, argv, want):
     [
         ({"/app/app.py": "# from aiosmtpd import Controller is not used\nimport flask\n"}, ["python", "app.py"]),
         ({"/app/app.py": "import aiosmtpdx\nimport smtpdev_helpers\n"}, ["python", "app.py"]),
-        ({"/app/server.js": "const nodemailer = require('nodemailer'); // a client, sends only\n"}, ["node", "server.js"]),
+        ({"/app/server.js": "const nodemailer = require('nodemailer'); // a client\n"}, ["node", "server.js"]),
         ({"/app/package.json": '{"scripts": {"start": "node app.js"}}', "/app/app.js": "require('express')\n"},
          ["npm", "start"]),
         ({"/app/package.json": '{"scripts": {"start": "npm start"}}'}, ["npm", "start"]),  # a loop
@@ -350,3 +351,23 @@ def test_a_server_built_on_a_library_is_named_by_its_process():
     smtpdev = Process(9, "python", ("/usr/local/bin/python", "/usr/local/bin/smtpdev"))
     assert identify("220 host Python SMTP 1.4.6", (), smtpdev).id == "smtpdev"
     assert get("smtp-server").fix and get("twisted-mail").fix
+
+
+def test_an_unknown_listener_running_the_command_script_is_named_by_the_package():
+    from smtpgate.model import Finding, Listener, Process, Software
+    from smtpgate.static import merge
+
+    with DirFS(ROOTS / "npm-smtp-server") as fs:
+        facts = analyse(fs, image_config=ImageConfig(cmd=("node", "server.js"), workdir="/app"))
+    unknown = Software("unknown", "unknown SMTP server", None, "none")
+
+    def listening(cmdline: tuple[str, ...]) -> Finding:
+        proc = Process(1, "node", cmdline)
+        return Finding(software=unknown, state=State.LISTENING, listeners=(Listener("0.0.0.0", 2525, 4, 0, proc),))
+
+    [named] = merge([listening(("node", "server.js"))], facts)
+    assert (named.software.id, named.software.version, named.software.how) == ("smtp-server", "3.21.6",
+                                                                               "process+package")
+    assert {e.kind for e in named.evidence} >= {"command", "package"}
+    other = merge([listening(("node", "/srv/other/server.js"))], facts)
+    assert {f.software.id for f in other} == {"unknown", "smtp-server"}  # a different script: not it
