@@ -52,7 +52,13 @@ TWISTED_MAIL = Mta(
         r"\s-m\s*twisted\s(?:.*\s)?mail(?:\s|$)",
     ),
     lang_packages=("pypi:twisted",),
-    imports=import_patterns(py_import("twisted.mail"), r"^[ \t]*from[ \t]+twisted[ \t]+import[ \t].*\bmail\b"),
+    # the server side only: twisted.mail.smtp also holds the client (sendmail, ESMTPSenderFactory)
+    imports=import_patterns(
+        *(py_import(f"twisted.mail.{m}") for m in ("mail", "tap", "protocols", "maildir", "relay")),
+        r"^[ \t]*from[ \t]+twisted\.mail[ \t]+import[ \t][^#\n]*\b(?:mail|tap|protocols|maildir|relay)\b",
+        r"^[ \t]*from[ \t]+twisted\.mail\.smtp[ \t]+import[ \t][^#\n]*\b(?:E?SMTPFactory|ESMTP|SMTP)\b(?!\w)",
+        r"\btwisted\.mail\.smtp\.(?:E?SMTPFactory|ESMTP|SMTP)\b(?![\w.])",
+    ),
     listen_setting="`--smtp=tcp:PORT:interface=ADDRESS` of `twistd mail` (default: all interfaces, port 8025); "
                    "in code, the `interface` given to `reactor.listenTCP` / the endpoint string",
     fix=(
@@ -69,7 +75,10 @@ SALMON = Mta(
     banners=(),  # its receivers greet like the library under them (smtpd / aiosmtpd)
     processes=patterns(r"(?:^|[\s/])salmon\s+(?:start|restart)\b", r"\s-m\s*salmon\s+(?:start|restart)\b"),
     lang_packages=("pypi:salmon-mail",),
-    imports=import_patterns(py_import("salmon.server")),
+    imports=import_patterns(  # its receivers (salmon.server.Relay is the client side)
+        r"^[ \t]*from[ \t]+salmon\.server[ \t]+import[ \t][^#\n]*\b\w*Receiver\b",
+        r"\bsalmon\.server\.\w*Receiver\b",
+    ),
     built_on=("python-smtpd", "aiosmtpd"),
     listen_setting="`receiver_config` (`host`, `port`) in the project's config/settings.py",
     fix=(

@@ -242,10 +242,12 @@ def test_python_script_that_imports_the_library():
     ("files", "argv", "want"),
     [
         ({"/app/main.py": "import os\nfrom mail import run\n",
-          "/app/mail/__init__.py": "from twisted.mail import smtp\n"},
+          "/app/mail/__init__.py": "from twisted.mail.smtp import ESMTPFactory\n"},
          ["python3", "main.py"], "twisted-mail"),
         ({"/app/run.py": "import smtpd, asyncore\n"}, ["python3.11", "run.py"], "python-smtpd"),
         ({"/app/svc/__main__.py": "from salmon.server import SMTPReceiver\n"}, ["python", "-m", "svc"], "salmon"),
+        ({"/app/tap.py": "from twisted.mail import mail, maildir\n"}, ["python", "tap.py"], "twisted-mail"),
+        ({"/app/tap.py": "import twisted.mail.tap\n"}, ["python", "tap.py"], "twisted-mail"),
         ({"/app/index.mjs": "import { SMTPServer } from 'smtp-server';\n"}, ["node", "index.mjs"], "smtp-server"),
         ({"/app/index.js": "const mail = require('./lib/mail');\n",
           "/app/lib/mail.js": "module.exports = require('maildev');\n"}, ["node", "."], "maildev"),
@@ -274,6 +276,8 @@ def test_scripts_run_by_the_command(tmp_path, files, argv, want):
         ({"/app/package.json": '{"scripts": {"start": "npm start"}}'}, ["npm", "start"]),  # a loop
         ({}, ["node", "missing.js"]),
         ({"/app/app.py": "from twisted.web import server\n"}, ["python", "app.py"]),
+        ({"/app/app.py": "from twisted.mail.smtp import sendmail\n"}, ["python", "app.py"]),  # a client
+        ({"/app/app.py": "from salmon.server import Relay\n"}, ["python", "app.py"]),  # a client
     ],
 )
 def test_scripts_that_run_no_smtp_server(tmp_path, files, argv):
