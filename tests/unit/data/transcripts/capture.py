@@ -11,6 +11,8 @@ reply to each of EHLO, LHLO and HELO on a fresh connection, base64.
 import base64
 import datetime
 import json
+import os
+import socket
 import subprocess
 import sys
 import time
@@ -43,7 +45,9 @@ print(json.dumps(out))
 
 def main(fixture: str, port: int) -> None:
     image = f"smtpgate-fixture/{fixture}:latest"
-    cid = subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", "--label", "smtpgate=capture", image],
+    labels = ["--label", "smtpgate=capture", "--label", f"smtpgate.owner-pid={os.getpid()}",
+              "--label", f"smtpgate.owner-host={socket.gethostname()}"]  # `smtpgate cleanup` spares it
+    cid = subprocess.run(["docker", "run", "-d", "--rm", "--network", "none", *labels, image],
                          check=True, capture_output=True, text=True).stdout.strip()
     try:
         pid = subprocess.run(["docker", "inspect", "-f", "{{.State.Pid}}", cid], check=True, capture_output=True,

@@ -10,7 +10,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 name=smtpgate-capture-$$
 trap 'docker rm -f "$name" >/dev/null 2>&1 || true' EXIT
-docker run -d --name "$name" --label smtpgate=capture --hostname gate.example \
+# owner labels: `smtpgate cleanup` (run by other scans on this engine) spares it while this script runs
+docker run -d --name "$name" --label smtpgate=capture --label "smtpgate.owner-pid=$$" \
+  --label "smtpgate.owner-host=$(hostname)" --hostname gate.example \
   -v "$here:/cap:ro" -v /etc/ssl/certs/ca-certificates.crt:/tmp/host-ca.crt:ro \
   -e PIP_CERT=/tmp/host-ca.crt -e NODE_EXTRA_CA_CERTS=/tmp/host-ca.crt -e npm_config_cafile=/tmp/host-ca.crt \
   -e SSL_CERT_FILE=/tmp/host-ca.crt \
