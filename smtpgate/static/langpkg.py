@@ -29,6 +29,7 @@ server library (`Mta.imports`).
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import re
@@ -82,8 +83,9 @@ def normal_pypi(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
+@functools.cache
 def known() -> dict[str, dict[str, str]]:
-    """ecosystem -> {package name (normalised) -> registry id}, from the registry."""
+    """ecosystem -> {package name (normalised) -> registry id}, from the registry (computed once)."""
     out: dict[str, dict[str, str]] = {"npm": {}, "pypi": {}, "gem": {}, "jar": {}}
     for mta in software.all_mtas():
         for spec in mta.lang_packages:
@@ -641,3 +643,45 @@ def script_enablement(hit: CommandHit, command: str, origin: str, late: str = ""
                       f"the image command runs {hit.mta.name}: `{command[:200]}` runs {hit.script}, and {where} "
                       f"has `{hit.text}` ({origin}{late})", hit.path, hit.line or None, by_command=True,
                       runs=hit.script)
+
+
+# -- what a tar stream must keep for these readers (smtpgate.static.tarfs) -----------------
+
+STREAM_SCRIPT_BYTES = 64 << 10
+_SCRIPT_SUFFIXES = (".py", ".js", ".mjs", ".cjs")
+_VENDORED = ("/node_modules/", "/site-packages/", "/dist-packages/", "/.git/", "/vendor/")
+
+
+def keep_from_stream(path: str, size: int) -> bool:
+    """Keep this file's content from a tar stream: a manifest of a known server package
+    (package.json, METADATA, PKG-INFO, gemspec), an application's own package.json, or an
+    application script (.py/.js, at most 64 KiB, at most two directories below an
+    application root) that the image command may run. A tar stream is read once, so
+    what is not kept here cannot be read later."""
+    if size > STREAM_SCRIPT_BYTES * 16:
+        return False
+    parts = split(path)
+    base = parts[-1] if parts else ""
+    names = known()
+    if base == "package.json" and len(parts) >= 2:
+        name = parts[-2].lower()
+        scoped = f"{parts[-3].lower()}/{name}" if len(parts) >= 3 and parts[-3].startswith("@") else ""
+        if name in names["npm"] or scoped in names["npm"]:
+            return True
+        return "/node_modules/" not in path and size <= STREAM_SCRIPT_BYTES
+    if base in ("METADATA", "PKG-INFO") and len(parts) >= 2:
+        return _dist_name(parts[-2]) in names["pypi"]
+    if base.endswith(".egg-info"):
+        return _dist_name(base) in names["pypi"]
+    if base.endswith(".gemspec"):
+        return gem_name_version(base[: -len(".gemspec")])[0].lower() in names["gem"]
+    if base.endswith(_SCRIPT_SUFFIXES) and size <= STREAM_SCRIPT_BYTES and not any(v in path for v in _VENDORED):
+        return any(path.startswith(f"{root}/") and len(parts) - len(split(root)) <= 3 for root in APP_ROOTS)
+    return False
+
+
+def _dist_name(entry: str) -> str:
+    for suffix in (".dist-info", ".egg-info"):
+        if entry.endswith(suffix):
+            return normal_pypi(entry[: -len(suffix)].partition("-")[0])
+    return ""

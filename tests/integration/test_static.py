@@ -122,3 +122,14 @@ def test_language_package_servers_installed_and_enabled_by_the_command(scan_imag
     normal = _finding(scan_image(EXPECTED[name]["image"]), software)
     assert normal["state"] == "listening"
     assert {"listening", "greeting", "command", "package"} <= {e["kind"] for e in normal["evidence"]}
+
+
+@pytest.mark.parametrize("name", ["npm-smtp-server", "pip-smtp-server"])
+def test_language_package_servers_through_the_export_stream(images, name):
+    """Engines without readable layer directories: the export stream keeps the package manifests and
+    the application script, so the same evidence is found."""
+    out = _probe(EXPECTED[name]["image"], "export")
+    texts = " ".join(out["evidence"])
+    assert out["source"].startswith("image ") and out["findings"] == [[EXPECTED[name]["findings"][0]["software"],
+                                                                       "enabled"]]
+    assert "the image command runs" in texts and "package" in texts and "is installed" in texts, out
