@@ -1,6 +1,6 @@
 """Less common SMTP servers: mail stores, test sinks and qmail."""
 
-from smtpgate.software.base import RERUN, Mta, patterns, ss_check
+from smtpgate.software.base import RERUN, Mta, import_patterns, patterns, ss_check
 
 _VERSION = r"(?P<version>\d+(?:\.\d+)+)"
 
@@ -184,6 +184,7 @@ MAILCATCHER = Mta(
     banners=patterns(r"\bMailCatcher\b"),
     processes=patterns(r"(?:^|[\s/])mailcatcher(?:\s|$)", r"^MailCatcher\b"),
     lang_packages=("gem:mailcatcher",),
+    imports=import_patterns(r"""^[ \t]*require[ \t(]*['"]mailcatcher['"]"""),
     listen_setting="`--ip` (default 127.0.0.1) and `--smtp-port` (1025) of mailcatcher",
     fix=(
         "Bind to loopback: `mailcatcher --ip 127.0.0.1` (its default; images often pass `--ip 0.0.0.0`)",

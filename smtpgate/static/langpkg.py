@@ -463,6 +463,8 @@ def interpreter_script(fs: RootFS, argv: tuple[str, ...], workdir: str) -> tuple
                 return "python", candidate
             if any(n in _NODE for n in names):
                 return "js", candidate
+            if any(n in _RUBY for n in names):
+                return "ruby", candidate
     return None
 
 
@@ -564,20 +566,19 @@ def _normalise(parts: list[str]) -> list[str]:
     return out
 
 
-_PM_RUN = {"npm", "yarn", "pnpm"}
+_PM_RUN = {"npm", "yarn", "pnpm", "bun"}
 
 
 def package_script(fs: RootFS, argv: tuple[str, ...], workdir: str) -> str | None:
     """The command `npm start` / `npm run X` / `yarn X` / `pnpm start` runs, from WORKDIR's package.json
     (npm's default for start is `node server.js` when server.js exists)."""
-    if not argv or argv[0].rsplit("/", 1)[-1] not in _PM_RUN:
-        return None
+    pm = argv[0].rsplit("/", 1)[-1] if argv else ""
     args = [a for a in argv[1:] if not a.startswith("-")]
-    if not args:
+    if pm not in _PM_RUN or not args:
         return None
     if args[0] in ("run", "run-script") and len(args) > 1:
         script = args[1]
-    elif args[0] in ("start", "test") or argv[0].rsplit("/", 1)[-1] in ("yarn", "pnpm"):
+    elif pm in ("yarn", "pnpm") or (pm == "npm" and args[0] in ("start", "test")):
         script = args[0]
     else:
         return None
@@ -626,6 +627,9 @@ def command_server(fs: RootFS, argv: tuple[str, ...], workdir: str, env: dict[st
             if hit is not None:
                 return hit
         return None
+    jar = java_server(fs, argv, workdir)
+    if jar is not None:
+        return jar
     found = interpreter_script(fs, argv, workdir)
     if found is None:
         return None
@@ -634,6 +638,30 @@ def command_server(fs: RootFS, argv: tuple[str, ...], workdir: str, env: dict[st
     if used is None:
         return None
     return CommandHit(used.mta, script, used.path, used.line, used.text)
+
+
+def java_server(fs: RootFS, argv: tuple[str, ...], workdir: str) -> CommandHit | None:
+    """`java [opts] -jar app.jar` / `java -cp a.jar:lib/* Main`: a known SMTP server among the jars it runs,
+    by file name, or inside a jar (Maven pom.properties, nested jars) not over the file limit."""
+    if not argv or argv[0].rsplit("/", 1)[-1] not in ("java", "javaw"):
+        return None
+    jars: list[str] = []
+    for i, arg in enumerate(argv[1:-1], 1):
+        if arg == "-jar":
+            jars.append(argv[i + 1])
+        elif arg in ("-cp", "-classpath", "--class-path"):
+            jars += [p for p in argv[i + 1].split(":") if p.endswith((".jar", ".war"))]
+    wanted = known()["jar"]
+    for jar in jars[:JAR_READS]:
+        path = _absolute(jar, workdir or "/")
+        hit = jar_artifact(path, wanted)
+        if hit is not None:
+            return CommandHit(software.get(hit[0]), path, path, 0, f"the jar {hit[1]} {hit[2]}")
+        node = fs.stat(path)
+        data = fs.read(path) if node is not None and node.kind == "file" and node.size <= fs.limits.file_bytes else None
+        for mta_id, artifact, version, inner in jar_contents(data or b"", wanted):
+            return CommandHit(software.get(mta_id), path, f"{path}!/{inner}", 0, f"{artifact} {version} inside the jar")
+    return None
 
 
 def script_enablement(hit: CommandHit, command: str, origin: str, late: str = "") -> Enablement:

@@ -257,6 +257,14 @@ def test_python_script_that_imports_the_library():
         ({"/app/package.json": '{"scripts": {"mail": "maildev --ip 0.0.0.0"}}'}, ["yarn", "mail"], "maildev"),
         ({"/app/server.js": "require('smtp-tester').init(4025)\n"}, ["npm", "start"], "smtp-server"),
         ({"/usr/local/bin/sink": "#!/usr/bin/env python3\nimport aiosmtpd.main\n"}, ["sink"], "aiosmtpd"),
+        ({"/app/bin/catch": "#!/usr/bin/env ruby\nrequire 'mailcatcher'\nMailCatcher.run!\n"}, ["/app/bin/catch"],
+         "mailcatcher"),
+        ({"/app/package.json": '{"scripts": {"dev": "node mail.js"}}', "/app/mail.js": "require('smtp-server')\n"},
+         ["bun", "run", "dev"], "smtp-server"),
+        ({"/opt/app/app.jar": _jar({"BOOT-INF/lib/subethasmtp-3.1.7.jar": "x"})},
+         ["java", "-Xmx256m", "-jar", "/opt/app/app.jar"], "subethasmtp"),
+        ({"/opt/gm/greenmail-standalone-2.1.2.jar": "not read: the name says it"},
+         ["java", "-Dgreenmail.setup.test.all", "-cp", "/opt/gm/greenmail-standalone-2.1.2.jar", "Main"], "greenmail"),
     ],
 )
 def test_scripts_run_by_the_command(tmp_path, files, argv, want):
@@ -278,6 +286,8 @@ def test_scripts_run_by_the_command(tmp_path, files, argv, want):
         ({"/app/app.py": "from twisted.web import server\n"}, ["python", "app.py"]),
         ({"/app/app.py": "from twisted.mail.smtp import sendmail\n"}, ["python", "app.py"]),  # a client
         ({"/app/app.py": "from salmon.server import Relay\n"}, ["python", "app.py"]),  # a client
+        ({"/opt/app/app.jar": _jar({"BOOT-INF/lib/spring-core-6.1.0.jar": "x"})}, ["java", "-jar", "/opt/app/app.jar"]),
+        ({"/app/package.json": '{"scripts": {"start": "node a.js"}}'}, ["npm", "install"]),
     ],
 )
 def test_scripts_that_run_no_smtp_server(tmp_path, files, argv):
