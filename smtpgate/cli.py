@@ -165,10 +165,8 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
             settle_fast=args.settle_fast, settle_timeout=args.settle_timeout,
             greeting_timeout=args.greeting_timeout, boots_init=args.boots_init,
         )
-        if args.static and images:  # images judged from their filesystem and config only: nothing runs
-            from smtpgate.staticgate import scan_static
-
-            results = [scan_static(ref, policy, opts, pull=args.pull) for ref in images]
+        if args.static and images:  # judged from their filesystem and config only: nothing runs
+            results = [_scan_static(ref, policy, opts, args) for ref in images]
         else:
             results = run_many(images, lambda ref: _target(ref, args), policy, opts, jobs=args.jobs) if images else []
         _scan_vms(args, policy, opts, results)
@@ -195,22 +193,39 @@ def _run_error(exc: BaseException, args: argparse.Namespace) -> str:
 
 
 def _policy(path: str | None) -> Any:
+    """The policy; its software ids must be ones smtpgate knows (a typo would approve nothing)."""
+    from smtpgate import software
     from smtpgate.policy import default_policy, load_policy
 
-    return load_policy(path) if path else default_policy()
+    known = {m.id for m in software.all_mtas()} | {"unknown"}  # "unknown": an SMTP server no entry names
+    return load_policy(path, known_software=known) if path else default_policy()
 
 
 def _target(ref: str, args: argparse.Namespace) -> Any:
-    from smtpgate.targets.docker import DockerImageTarget
+    from smtpgate.targets import TargetOptions, make_target
 
-    if ref.startswith("ssh://"):  # a live host, inspected in place over SSH
-        from smtpgate.targets.ssh import SshHostTarget, parse_ssh_url
+    options = TargetOptions(pull=args.pull, memory=args.memory, pids=args.pids, network=args.network,
+                            method=args.method, helper_image=args.helper_image, ssh_key=args.ssh_key,
+                            ssh_known_hosts=args.ssh_known_hosts)
+    return make_target(ref, options)
 
-        endpoint = replace(parse_ssh_url(ref), identity=args.ssh_key, known_hosts=args.ssh_known_hosts)
-        return SshHostTarget(endpoint)
 
-    return DockerImageTarget(ref, pull=args.pull, memory=args.memory, pids=args.pids, network=args.network,
-                             method=args.method, helper_image=args.helper_image)
+def _scan_static(ref: str, policy: Any, opts: Any, args: argparse.Namespace) -> Any:
+    """--static for one reference, by its kind: images are read from the engine; a live
+    ssh:// host has no image to read (it is inspected in place without --static)."""
+    from smtpgate.model import ScanResult, TargetInfo
+    from smtpgate.staticgate import scan_static
+    from smtpgate.targets import kind_of
+
+    try:
+        kind = kind_of(ref)
+    except SmtpgateError as exc:
+        return ScanResult(target=TargetInfo(kind="unknown", ref=ref), errors=(str(exc),), method="static")
+    if kind != "image":
+        return ScanResult(target=TargetInfo(kind="host", ref=ref), method="static", errors=(
+            f"--static reads image filesystems and VM disks; {ref} is a live host, inspected in place: "
+            "scan it without --static",))
+    return scan_static(ref, policy, opts, pull=args.pull)
 
 
 def _vm_arguments(scan: argparse.ArgumentParser) -> None:

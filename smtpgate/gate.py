@@ -11,8 +11,8 @@ from smtpgate.collect import observe, parked
 from smtpgate.collect.observe import Snapshot
 from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.findings import listening_findings
-from smtpgate.model import Judged, Listener, Process, Protocol, ScanResult, SmtpProbe, TargetInfo
-from smtpgate.static import merge
+from smtpgate.model import Listener, Process, Protocol, ScanResult, SmtpProbe
+from smtpgate.scan import Evidence, judge
 from smtpgate.staticgate import StaticEvidence
 from smtpgate.targets.interface import Target
 
@@ -177,7 +177,7 @@ class _Quiet:
     def _ask(method, *args):
         try:
             return method(*args)
-        except Exception:  # noqa: BLE001 - an early way out only; the window still applies
+        except (SmtpgateError, OSError):  # an early way out only; the window still applies
             return None
 
 
@@ -260,12 +260,10 @@ def _not_probed(listeners: tuple[Listener, ...], why: str) -> list[SmtpProbe]:
 
 def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     """Settle, collect, probe and judge a started target."""
-    from smtpgate.policy import evaluate
-
     timings: dict[str, float] = {}
     static = StaticEvidence(target) if opts.static_evidence else None  # a thread, beside settling
     t0 = time.monotonic()
-    settled = settle(target, opts, _exposed(target))
+    settled = settle(target, opts, tuple(target.exposed_tcp_ports))
     timings["settle"] = time.monotonic() - t0
     snap = settled.snapshot
     errors, notes = list(settled.errors), list(settled.notes)
@@ -279,33 +277,16 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
         errors.extend(_gone_while_probed(target))
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
-    findings = listening_findings(snap.listeners, probes)
+    findings = target.complete_findings(listening_findings(snap.listeners, probes))
+    facts = None
     if static is not None:
-        facts, static_notes = static.result()
-        findings = merge(findings, facts)
-        notes.extend(static_notes)
+        facts, static_errors = static.result()
+        errors.extend(static_errors)
         timings["static"] = static.seconds
-    complete = getattr(target, "complete_findings", None)  # VMs/hosts: enabled units, installed packages
-    if complete is not None:
-        findings = complete(findings)
-    judged: list[Judged] = [evaluate(policy, f, boots_init=init, today=opts.today) for f in findings]
-    _unjudged_errors(snap.listeners, probes, findings, errors)
-    info: TargetInfo = replace(target.info, pid1=pid1, boots_init=init)
-    return ScanResult(
-        target=info,
-        listeners=snap.listeners,
-        probes=tuple(probes),
-        judged=tuple(judged),
-        errors=tuple(errors),
-        notes=tuple(target.notes + notes),
-        method=target.method,
-        timings=timings,
-    )
-
-
-def _exposed(target: Target) -> tuple[int, ...]:
-    ports = getattr(target, "exposed_tcp_ports", ())
-    return tuple(ports)
+    evidence = Evidence(findings=tuple(findings), static=facts, listeners=snap.listeners, probes=tuple(probes),
+                        errors=tuple(errors), notes=tuple(target.notes + notes), method=target.method,
+                        timings=timings)
+    return judge(replace(target.info, pid1=pid1, boots_init=init), evidence, policy, today=opts.today)
 
 
 def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> list[SmtpProbe]:
@@ -331,16 +312,6 @@ def _gone_while_probed(target: Target) -> list[str]:
         return []
     return [f"the target stopped while it was probed (exit code {state.exit_code}); the probe results may be "
             "incomplete"]
-
-
-def _unjudged_errors(listeners, probes, findings, errors: list[str]) -> None:
-    """A listener we could not speak to and could not identify is undecided."""
-    in_findings = {li.key for f in findings for li in f.listeners}
-    for probe in probes:
-        undecided = probe.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE, Protocol.SILENT)
-        if undecided and (probe.address, probe.port) not in in_findings:
-            hint = " (raise --greeting-timeout if it greets late)" if probe.protocol is Protocol.SILENT else ""
-            errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}{hint}")
 
 
 def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from smtpgate import gate
+from smtpgate.errors import SmtpgateError
 from smtpgate.model import ScanResult
 from smtpgate.targets.interface import Target
 
@@ -61,7 +62,7 @@ class _Active:
         for target in targets:
             try:
                 target.stop()
-            except Exception:  # noqa: BLE001 - best effort; the worker stops it again
+            except SmtpgateError:  # best effort; the worker stops it again and reports it
                 pass
 
 

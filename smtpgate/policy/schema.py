@@ -311,10 +311,12 @@ class _Reader:
                 'digits and . _ + -, such as postfix or exim), or "*" for any',
             )
         if word != "*" and self.known is not None and word not in self.known:
+            hint = difflib.get_close_matches(word, sorted(self.known), n=1)
+            guess = f" (did you mean {hint[0]!r}?)" if hint else ""
             self.fail(
                 node,
                 where,
-                f"unknown software {node.value!r}; "
+                f"unknown software {node.value!r}{guess}; "
                 f'known: {", ".join(sorted(self.known))}, or "*" for any',
             )
         return word

@@ -21,6 +21,7 @@ from smtpgate.labels import owner_labels
 from smtpgate.static.fs import FsLimits, RootFS, StaticError
 from smtpgate.static.overlay import OverlayFS, overlay_layers
 from smtpgate.static.tarfs import TarFS
+from smtpgate.targets.sdk import engine_errors
 
 LABEL = "smtpgate"
 NEVER_RUN = "/smtpgate-static-never-started"
@@ -91,7 +92,7 @@ def _local_layers(client: Any, image_id: str) -> list[str] | None:
         return None
     try:
         attrs = client.images.get(image_id).attrs
-    except Exception:  # noqa: BLE001 - the export path reports engine errors
+    except engine_errors():  # the export path reports engine errors
         return None
     return overlay_layers(attrs)
 
@@ -129,7 +130,7 @@ def _remove(container: Any) -> None:
         try:
             container.remove(force=True)
             return
-        except Exception as exc:  # noqa: BLE001
+        except engine_errors() as exc:
             if "No such" in str(exc) or "404" in str(exc):
                 return
     raise StaticError(f"could not remove container {container.name} (run `smtpgate cleanup`)")

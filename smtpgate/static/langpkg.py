@@ -119,8 +119,19 @@ class _Search:
         return bool(self.stopped)
 
     def listdir(self, path: str) -> list[str]:
+        """A listing that is no cut of the view: this search only looks around (a 50 000-file
+        upload directory under /srv is not an image smtpgate cannot judge); what it skipped it
+        says in the problems. Running out of the whole read's time budget stays a cut."""
         self.dirs += 1
-        names = self.fs.listdir(path)
+        fs = self.fs
+        complete, cuts, problems = fs.complete, len(fs.cuts), len(fs.problems)
+        names = fs.listdir(path)
+        if len(fs.cuts) > cuts and not fs.out_of_time():
+            del fs.cuts[cuts:]
+            del fs.problems[problems:]
+            fs.complete = complete
+            self.problems.append(f"{path}: more entries than the listing cap, only the first {len(names)} "
+                                 "searched for language packages")
         if len(names) > MAX_ENTRIES:
             self.problems.append(f"{path}: {len(names)} entries, only the first {MAX_ENTRIES} searched for "
                                  "language packages")
@@ -212,7 +223,7 @@ def _node_modules(search: _Search, nm: str, depth: int) -> None:
     for name, mta_id in wanted.items():
         scope, _, base = name.rpartition("/")
         if scope:
-            if scope in present and base in {n.lower() for n in fs.listdir(f"{nm}/{present[scope]}")}:
+            if scope in present and base in {n.lower() for n in search.listdir(f"{nm}/{present[scope]}")}:
                 _package_json(search, f"{nm}/{present[scope]}/{base}", name, mta_id)
         elif name in present:
             _package_json(search, f"{nm}/{present[name]}", name, mta_id)
@@ -227,7 +238,7 @@ def _node_modules(search: _Search, nm: str, depth: int) -> None:
         if name.startswith("."):
             continue
         scoped = name.startswith("@")
-        inner = [f"{nm}/{name}/{n}" for n in fs.listdir(f"{nm}/{name}")] if scoped else [f"{nm}/{name}"]
+        inner = [f"{nm}/{name}/{n}" for n in search.listdir(f"{nm}/{name}")] if scoped else [f"{nm}/{name}"]
         for pkg in inner:
             if search.out_of_budget():
                 return

@@ -27,6 +27,7 @@ from smtpgate.labels import LABEL, owner_labels
 from smtpgate.model import Listener, Protocol, SmtpProbe, TargetInfo
 from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState, Target
+from smtpgate.targets.sdk import engine_errors
 
 
 def engine(timeout: float = 60.0) -> Any:
@@ -193,7 +194,7 @@ class DockerImageTarget(Target):
             try:
                 obj.remove(force=True) if kind == "container" else obj.remove()
                 return None
-            except Exception as exc:  # noqa: BLE001 - reported, cleanup goes on
+            except engine_errors() as exc:  # reported, cleanup goes on
                 text = str(exc)
                 if "No such" in text or "404" in text or "not found" in text:
                     return None
@@ -209,7 +210,7 @@ class DockerImageTarget(Target):
                 found = self._client.containers.list(all=True, sparse=True, filters={"name": self.scan_id})
                 return next((c for c in found if _sparse_name(c) == self.scan_id), None)
             found = self._client.networks.list(filters={"name": self.scan_id})
-        except Exception:  # noqa: BLE001 - nothing to find, or no engine
+        except engine_errors():  # nothing to find, or no engine
             return None
         return next((o for o in found if o.name == self.scan_id), None)
 
@@ -299,7 +300,7 @@ class DockerImageTarget(Target):
         """The container ended before we looked (its /proc entry is gone with it)."""
         try:
             self.container.reload()
-        except Exception:  # noqa: BLE001 - judged by state() later
+        except engine_errors():  # judged by state() later
             return False
         return not self.container.attrs["State"].get("Running", False)
 
@@ -320,7 +321,7 @@ class DockerImageTarget(Target):
             return RunState(running=True)  # no engine round trip while PID 1 lives
         try:
             self.container.reload()
-        except Exception as exc:  # noqa: BLE001
+        except engine_errors() as exc:
             raise _wrap("lost the container", exc) from exc
         st = self.container.attrs["State"]
         health = (st.get("Health") or {}).get("Status")
@@ -331,7 +332,7 @@ class DockerImageTarget(Target):
     def _logs_tail(self, lines: int = 15) -> str:
         try:
             raw = self.container.logs(tail=lines)
-        except Exception:  # noqa: BLE001
+        except engine_errors():
             return ""
         return raw.decode("utf-8", "backslashreplace").strip()
 
@@ -355,10 +356,9 @@ class DockerImageTarget(Target):
         kernel far more per look."""
         if self._diag is None:
             self._diag = False
-            dialler = self.dialler() if self.method == "host-proc+netns" else None
-            if dialler is not None:
+            if self.method == "host-proc+netns" and self.dialler() is not None and self._dialler is not None:
                 with contextlib.suppress(OSError):
-                    self._diag = dialler.sock_diag()
+                    self._diag = self._dialler.sock_diag()
         if not self._diag:
             return None
         try:
@@ -390,6 +390,14 @@ class DockerImageTarget(Target):
             return self.helper.probe(listeners, patience)
         except CollectError as exc:
             return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=str(exc)) for li in listeners]
+
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> DockerImageTarget:
+        return cls(ref, pull=options.pull, memory=options.memory, pids=options.pids, network=options.network,
+                   method=options.method, helper_image=options.helper_image)
+
+    def image_engine(self) -> Any | None:
+        return self._client
 
     def dialler(self) -> Dialler | None:
         if self.method != "host-proc+netns" or not self.pid:

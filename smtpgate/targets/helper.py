@@ -28,6 +28,7 @@ from smtpgate.collect.agent import MARKER, bootstrap
 from smtpgate.collect.observe import Snapshot
 from smtpgate.errors import CollectError, TargetError
 from smtpgate.model import Listener, Protocol, SmtpProbe
+from smtpgate.targets.sdk import engine_errors
 
 SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
 STDERR_SHOWN = 600
@@ -82,7 +83,7 @@ class HelperAgent:
         if self.container is not None:
             try:
                 self.container.remove(force=True)
-            except Exception as exc:  # noqa: BLE001
+            except engine_errors() as exc:
                 if "No such" not in str(exc) and "404" not in str(exc):
                     raise TargetError(f"could not remove helper container {self.container.name}: {exc}") from exc
             finally:

@@ -385,3 +385,20 @@ def test_an_unknown_listener_running_the_command_script_is_named_by_the_package(
     assert {e.kind for e in named.evidence} >= {"command", "package"}
     other = merge([listening(("node", "/srv/other/server.js"))], facts)
     assert {f.software.id for f in other} == {"unknown", "smtp-server"}  # a different script: not it
+
+
+def test_a_wide_directory_the_search_looks_into_is_no_cut(tmp_path):
+    """The search only looks around: a listing cap it meets under /srv is its own note, not an
+    incomplete view (which would make the scan undecided); what the other readers list stays a cut."""
+    from smtpgate.static import FsLimits
+
+    for i in range(30):
+        (tmp_path / "srv" / "uploads").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "srv" / "uploads" / f"f{i:02}").write_text("x")
+    with DirFS(tmp_path, limits=FsLimits(dir_entries=10)) as fs:
+        problems: list[str] = []
+        installed_lang_packages(fs, problems)
+        assert fs.complete and not fs.cuts
+        assert any("/srv/uploads: more entries than the listing cap" in p for p in problems)
+        fs.listdir("/srv/uploads")
+        assert not fs.complete and fs.cuts

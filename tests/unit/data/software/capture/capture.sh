@@ -46,24 +46,24 @@ fi
 if want qpsmtpd; then
 run 'mkdir -p /run/qpsmtpd /var/spool/qpsmtpd && chown qpsmtpd /run/qpsmtpd /var/spool/qpsmtpd &&
      echo /var/spool/qpsmtpd > /etc/qpsmtpd/spool_dir &&
-     (qpsmtpd-forkserver -l 127.0.0.1 -p 2502 -u qpsmtpd >/tmp/qpsmtpd.log 2>&1 &); sleep 2'
+     (HOME=/var/spool/qpsmtpd qpsmtpd-forkserver -l 127.0.0.1 -p 2502 -u qpsmtpd >/tmp/qpsmtpd.log 2>&1 &); sleep 2'
 probe qpsmtpd 2502 "captured, qpsmtpd $(ver qpsmtpd), \`qpsmtpd-forkserver -l 127.0.0.1 -p 2502\`"
 
 fi
 
-# PyPI: aiosmtpd in a venv (`python -m aiosmtpd`), salmon-mail, smtpdev.
+# PyPI: aiosmtpd in a venv (`python -m aiosmtpd`); smtpdev in its own venv (its pins, e.g.
+# aiohttp==3.6.2, do not build on Python 3.11: installed --no-deps with current releases, and
+# the mail-parser and click releases its code imports).
 if want pypi; then
-run 'python3 -m venv /opt/py && /opt/py/bin/pip install -q aiosmtpd salmon-mail smtpdev >/tmp/pip.log 2>&1'
-pyver() { run "/opt/py/bin/pip show $1 | sed -n 's/^Version: //p'"; }
+run 'python3 -m venv /opt/py && /opt/py/bin/pip install -q aiosmtpd >/tmp/pip.log 2>&1'
+pyver() { run "$1/bin/pip show $2 | sed -n 's/^Version: //p'"; }
 run '(/opt/py/bin/python -m aiosmtpd -n -l 127.0.0.1:2504 >/tmp/aiosmtpd.log 2>&1 &)'
-probe aiosmtpd 2504 "captured, aiosmtpd $(pyver aiosmtpd) from PyPI in a venv, \`python -m aiosmtpd -n -l 127.0.0.1:2504\`"
-run 'cd /tmp && /opt/py/bin/salmon gen salmonapp >/dev/null && cd salmonapp &&
-     sed -i "s/\"port\": *[0-9]*/\"port\": 2505/" config/settings.py &&
-     (/opt/py/bin/salmon start --pid /tmp/salmon.pid >/tmp/salmon.log 2>&1 &)'
-probe salmon 2505 "captured, salmon-mail $(pyver salmon-mail) from PyPI, \`salmon gen\` project (port 2505), \`salmon start\`"
-run '(/opt/py/bin/smtpdev --smtp-host 127.0.0.1 --smtp-port 2506 --web-host 127.0.0.1 --web-port 2516 >/tmp/smtpdev.log 2>&1 &)'
-probe smtpdev 2506 "captured, smtpdev $(pyver smtpdev) from PyPI, \`smtpdev --smtp-host 127.0.0.1 --smtp-port 2506\`"
-
+probe aiosmtpd 2504 "captured, aiosmtpd $(pyver /opt/py aiosmtpd) from PyPI in a venv, \`python -m aiosmtpd -n -l 127.0.0.1:2504\`"
+run 'python3 -m venv /opt/smtpdev && D=/opt/smtpdev/bin && $D/pip install -q --no-deps smtpdev >/tmp/pip.log 2>&1 &&
+     $D/pip install -q aiohttp aiohttp-jinja2 aiosmtpd attrs bleach jinja2 mail-parser==3.12.0 marshmallow simplejson
+       "click<8" >>/tmp/pip.log 2>&1 &&
+     ($D/smtpdev --smtp-host 127.0.0.1 --smtp-port 2506 --web-host 127.0.0.1 --web-port 2516 >/tmp/smtpdev.log 2>&1 &)'
+probe smtpdev 2506 "captured, smtpdev $(pyver /opt/smtpdev smtpdev) from PyPI (deps: see capture.sh), \`smtpdev --smtp-host 127.0.0.1 --smtp-port 2506\`"
 fi
 
 # npm: nodemailer's smtp-server under a small script, and servers built on it.
