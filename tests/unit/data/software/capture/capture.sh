@@ -60,8 +60,8 @@ pyver() { run "$1/bin/pip show $2 | sed -n 's/^Version: //p'"; }
 run '(/opt/py/bin/python -m aiosmtpd -n -l 127.0.0.1:2504 >/tmp/aiosmtpd.log 2>&1 &)'
 probe aiosmtpd 2504 "captured, aiosmtpd $(pyver /opt/py aiosmtpd) from PyPI in a venv, \`python -m aiosmtpd -n -l 127.0.0.1:2504\`"
 run 'python3 -m venv /opt/smtpdev && D=/opt/smtpdev/bin && $D/pip install -q --no-deps smtpdev >/tmp/pip.log 2>&1 &&
-     $D/pip install -q aiohttp aiohttp-jinja2 aiosmtpd attrs bleach jinja2 mail-parser==3.12.0 marshmallow simplejson
-       "click<8" >>/tmp/pip.log 2>&1 &&
+     $D/pip install -q aiohttp aiohttp-jinja2 aiosmtpd attrs bleach jinja2 mail-parser==3.12.0 marshmallow \
+       simplejson "click<8" >>/tmp/pip.log 2>&1 &&
      ($D/smtpdev --smtp-host 127.0.0.1 --smtp-port 2506 --web-host 127.0.0.1 --web-port 2516 >/tmp/smtpdev.log 2>&1 &)'
 probe smtpdev 2506 "captured, smtpdev $(pyver /opt/smtpdev smtpdev) from PyPI (deps: see capture.sh), \`smtpdev --smtp-host 127.0.0.1 --smtp-port 2506\`"
 fi
