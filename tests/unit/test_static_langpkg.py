@@ -13,6 +13,8 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from smtpgate.model import State
 from smtpgate.software import get, identify
@@ -402,3 +404,30 @@ def test_a_wide_directory_the_search_looks_into_is_no_cut(tmp_path):
         assert any("/srv/uploads: more entries than the listing cap" in p for p in problems)
         fs.listdir("/srv/uploads")
         assert not fs.complete and fs.cuts
+
+
+# -- hostile input -------------------------------------------------------------------
+
+BYTES = st.binary(max_size=600)
+WORDS = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=20), max_size=6)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(package_json=BYTES, metadata=BYTES, gemspec=BYTES, jar=BYTES, script=BYTES, argv=WORDS)
+def test_hostile_files_and_commands_never_crash(tmp_path_factory, package_json, metadata, gemspec, jar, script, argv):
+    root = tmp_path_factory.mktemp("hostile")
+    fs = tree(root, {
+        "/app/node_modules/smtp-server/package.json": package_json,
+        "/app/package.json": package_json,
+        "/usr/local/lib/python3.11/site-packages/aiosmtpd-1.0.dist-info/METADATA": metadata,
+        "/usr/local/bundle/specifications/mailcatcher-1.0.gemspec": gemspec,
+        "/opt/app/app.jar": jar,
+        "/app/server.js": script,
+        "/app/app.py": script,
+    })
+    problems: list[str] = []
+    for pkg in installed_lang_packages(fs, problems, "/app"):
+        assert pkg.software and len(pkg.version) <= 64
+    for words in (argv, ["node", *argv], ["python3", *argv], ["npm", "start", *argv], ["java", "-jar", *argv]):
+        hit = command_server(fs, tuple(words), "/app", {})
+        assert hit is None or hit.mta.id != "unknown"
