@@ -412,7 +412,7 @@ BYTES = st.binary(max_size=600)
 WORDS = st.lists(st.text(alphabet=st.characters(blacklist_categories=("Cs",)), min_size=0, max_size=20), max_size=6)
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(package_json=BYTES, metadata=BYTES, gemspec=BYTES, jar=BYTES, script=BYTES, argv=WORDS)
 def test_hostile_files_and_commands_never_crash(tmp_path_factory, package_json, metadata, gemspec, jar, script, argv):
     root = tmp_path_factory.mktemp("hostile")
