@@ -66,9 +66,10 @@ run 'python3 -m venv /opt/smtpdev && D=/opt/smtpdev/bin && $D/pip install -q --n
 probe smtpdev 2506 "captured, smtpdev $(pyver /opt/smtpdev smtpdev) from PyPI (deps: see capture.sh), \`smtpdev --smtp-host 127.0.0.1 --smtp-port 2506\`"
 fi
 
-# npm: nodemailer's smtp-server under a small script, and servers built on it.
+# npm: nodemailer's smtp-server under a small script, and servers built on it (MailDev 2.1.0: later
+# releases need a newer Node than Debian 12's 18).
 if want npm; then
-run 'mkdir -p /opt/js && cd /opt/js && npm install -s --no-audit --no-fund smtp-server maildev fake-smtp-server >/tmp/npm.log 2>&1'
+run 'mkdir -p /opt/js && cd /opt/js && npm install -s --no-audit --no-fund smtp-server maildev@2.1.0 fake-smtp-server >/tmp/npm.log 2>&1'
 npmver() { run "node -p 'require(\"/opt/js/node_modules/$1/package.json\").version'"; }
 run 'cd /opt/js && cat > sink.js <<JS
 const { SMTPServer } = require("smtp-server");
