@@ -20,10 +20,11 @@ from smtpgate.software.haraka import HARAKA
 from smtpgate.software.mailhog import MAILHOG
 from smtpgate.software.mailpit import MAILPIT
 from smtpgate.software.nginx import NGINX
+from smtpgate.software.node import NODE
 from smtpgate.software.opensmtpd import OPENSMTPD
 from smtpgate.software.others import OTHERS
 from smtpgate.software.postfix import POSTFIX
-from smtpgate.software.python import AIOSMTPD, PYTHON_SMTPD
+from smtpgate.software.python import AIOSMTPD, PYTHON_SMTPD, SALMON, SMTPDEV, TWISTED_MAIL
 from smtpgate.software.sendmail import SENDMAIL
 from smtpgate.software.unknown import UNKNOWN
 
@@ -37,8 +38,12 @@ REGISTRY: tuple[Mta, ...] = (
     DOVECOT,
     COURIER,
     HARAKA,
+    *NODE,  # the servers built on nodemailer's smtp-server before the library itself
+    SALMON,  # built on smtpd / aiosmtpd: before them
+    SMTPDEV,
     AIOSMTPD,
     PYTHON_SMTPD,
+    TWISTED_MAIL,
     MAILPIT,
     MAILHOG,
     *OTHERS,
@@ -69,12 +74,16 @@ def identify(greeting: str, ehlo: Sequence[str] = (), process: Process | None = 
     """Name the SMTP server behind a greeting, its EHLO reply lines and the owning process.
 
     `how` says what decided: "greeting", "ehlo" or "process", with "+process" when the
-    owning process agrees; "none" for the unknown server.
+    owning process agrees; "none" for the unknown server. A server built on a library
+    (`Mta.built_on`: MailDev on smtp-server, smtpdev on aiosmtpd) speaks like the library:
+    where the banner names the library and the process names the server, the server wins.
     """
     owner = identify_process(process) if process is not None else None
     hit = next(_hits(greeting, ehlo), None)
     if hit is not None:
         how, mta, found = hit
+        if owner is not None and mta.id in owner.built_on:
+            return Software(owner.id, owner.name, None, f"{how}+process")
         how = f"{how}+process" if mta is owner else how
         return Software(mta.id, mta.name, found.groupdict().get("version"), how)
     if owner is not None:

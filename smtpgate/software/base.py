@@ -16,6 +16,25 @@ def patterns(*sources: str) -> tuple[re.Pattern[str], ...]:
     return tuple(re.compile(source, re.IGNORECASE) for source in sources)
 
 
+def import_patterns(*sources: str) -> tuple[re.Pattern[str], ...]:
+    """Compile patterns searched in a whole script (`^`/`$` at each line) for `Mta.imports`."""
+    return tuple(re.compile(source, re.MULTILINE) for source in sources)
+
+
+def py_import(module: str) -> str:
+    """A Python `import module` / `from module[.sub] import ...` line."""
+    name = re.escape(module)
+    return (rf"^[ \t]*(?:import[ \t]+(?:[\w.]+[ \t]*,[ \t]*)*{name}(?:\.[\w.]+)?\b"
+            rf"|from[ \t]+{name}(?:\.[\w.]+)?[ \t]+import\b)")
+
+
+def js_require(package: str) -> str:
+    """A JavaScript `require("package")`, `import ... from "package"` or `import("package")` (subpaths too)."""
+    name = re.escape(package)
+    return (r"(?:\brequire[ \t]*\(|\bimport[ \t]*\(|\bfrom[ \t]+|^[ \t]*import[ \t]+)"
+            rf"""[ \t]*['"`]{name}(?:/[^'"`]*)?['"`]""")
+
+
 def first_match(pats: Iterable[re.Pattern[str]], texts: Iterable[str]) -> re.Match[str] | None:
     """The first hit of any pattern (in order) in any text."""
     texts = tuple(texts)
@@ -57,6 +76,14 @@ class Mta:
     units: tuple[str, ...] = ()
     binaries: tuple[str, ...] = ()
     starts: tuple[re.Pattern[str], ...] = ()
+    # Language ecosystems (smtpgate.static.langpkg): packages as "npm:<name>", "pypi:<name>"
+    # (normalised, PEP 503), "gem:<name>", "jar:<artifactId prefix>"; `imports`: patterns
+    # that find the server library in a script the image command runs (`node server.js`,
+    # `python app.py`); `built_on`: ids of libraries whose banner or EHLO this server shows,
+    # so that its own process or package names it instead of the library.
+    lang_packages: tuple[str, ...] = ()
+    imports: tuple[re.Pattern[str], ...] = ()
+    built_on: tuple[str, ...] = ()
     # True where the daemon serves SMTP only when its configuration says so (Dovecot's
     # submission, nginx's mail proxy): installed/enabled alone is no SMTP finding.
     needs_smtp_config: bool = False

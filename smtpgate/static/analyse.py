@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from smtpgate import software
 from smtpgate.errors import SmtpgateError
-from smtpgate.static import services
+from smtpgate.static import langpkg, services
 from smtpgate.static.command import BOOT_INITS, INITS, analyse_command
 from smtpgate.static.config import READERS
-from smtpgate.static.facts import Enablement, StaticFacts
+from smtpgate.static.facts import Enablement, Package, StaticFacts
 from smtpgate.static.fs import RootFS, StaticError
 from smtpgate.static.image import ImageConfig
 from smtpgate.static.packages import installed_packages, known_binaries
@@ -91,6 +91,10 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
     for mta_id, config_reader in READERS.items():
         listens += _safe(fs, f"{software.get(mta_id).name} configuration", config_reader, fs, problems,
                          default=[])
+    # Last: the language-ecosystem search is bounded by time and bytes of its own.
+    workdir = image_config.workdir if image_config is not None else ""
+    packages += _distinct(packages, _safe(fs, "language packages", langpkg.installed_lang_packages, fs,
+                                          problems, workdir, default=[]))
     # Dovecot, nginx: an SMTP service only where the configuration sets one up.
     smtp_configured = {c.software for c in listens}
     drop = {m.id for m in software.all_mtas() if m.needs_smtp_config and m.id not in smtp_configured}
@@ -108,3 +112,13 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
         cuts=tuple(fs.cuts),
         source=fs.name,
     )
+
+
+DISTRO_PREFIXES = ("/usr/lib/python3/", "/usr/share/")  # where Debian's python3-*, node-*, ruby-* files live
+
+
+def _distinct(system: list[Package], lang: list[Package]) -> list[Package]:
+    """Language packages, less those a distribution package of the same software put there
+    (Debian's python3-aiosmtpd ships aiosmtpd's dist-info: one package, said once)."""
+    owned = {p.software for p in system}
+    return [p for p in lang if not (p.software in owned and p.path.startswith(DISTRO_PREFIXES))]

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from smtpgate.static import shell
+from smtpgate.static import langpkg, shell
 from smtpgate.static.config.common import address_scope
 from smtpgate.static.config.exim import ox_listens
 from smtpgate.static.facts import ConfiguredListen, Enablement
@@ -188,6 +188,12 @@ def _one(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, delay
     line = cmd.line if where else None
     late = f", after sleeping {delay:g} s{' (at least: in a loop)' if looped else ''}" if delay else ""
     mta = mta_by_command(cmd.text)
+    if mta is None:  # an interpreter running a script that uses a server library (smtpgate.static.langpkg)
+        hit = langpkg.command_server(fs, cmd.argv, ctx.workdir, ctx.env)
+        if hit is not None:
+            out.enabled.append(replace(langpkg.script_enablement(hit, cmd.text, origin, late),
+                                       by_command=not cmd.condition, condition=cmd.condition))
+            return
     if mta is not None:
         out.enabled.append(Enablement(mta.id, "command", f"the image command starts {mta.name}: `{cmd.text[:200]}` "
                                       f"({origin}{late})", where, line, not cmd.condition, cmd.condition))

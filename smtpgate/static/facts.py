@@ -49,6 +49,7 @@ class Enablement:
     by_command: bool = False  # the image's own command starts it (directly or through what it launches)
     condition: str = ""  # it starts only when this holds, and nothing known decides it
     dormant: bool = False  # PID 1 is an init that does not read this mechanism: nothing would start it
+    runs: str = ""  # the script an interpreter runs for it (`node server.js`): a process running it is this server
 
     def evidence(self) -> Evidence:
         """kind "command": starts wherever the image runs; "conditional": may start (a warning);

@@ -29,6 +29,8 @@ def merge(findings: Iterable[Finding], facts: StaticFacts | None) -> list[Findin
     out: list[Finding] = []
     covered: set[str] = set()
     for finding in findings:
+        if finding.software.id == "unknown":
+            finding = by_script(finding, facts)
         sf = facts.of(finding.software.id)
         if finding.software.id == "unknown" or not _has_facts(sf):
             out.append(finding)
@@ -38,6 +40,26 @@ def merge(findings: Iterable[Finding], facts: StaticFacts | None) -> list[Findin
         out.append(replace(finding, software=_versioned(finding.software, sf), configured_scope=sf.configured_scope,
                            evidence=finding.evidence + tuple(extra)))
     return out + [f for f in static_findings(facts) if f.software.id not in covered]
+
+
+def by_script(finding: Finding, facts: StaticFacts) -> Finding:
+    """An unknown server whose process runs the script that the image command runs for a known
+    server library (`node server.js` requiring smtp-server, with a greeting and EHLO of its own):
+    that library, identified by process and package."""
+    for listener in finding.listeners:
+        args = listener.process.cmdline[1:] if listener.process is not None else ()
+        for item in facts.enabled:
+            if item.runs and any(_same_script(arg, item.runs) for arg in args):
+                mta = software.get(item.software)
+                return replace(finding, software=Software(mta.id, mta.name, None, "process"))  # merge adds +package
+    return finding
+
+
+def _same_script(arg: str, script: str) -> bool:
+    """`/app/server.js` is `/app/server.js`; a relative `server.js` (or `./server.js`) is any `.../server.js`."""
+    if arg.startswith("/"):
+        return arg == script
+    return bool(arg) and arg.rsplit("/", 1)[-1] == script.rsplit("/", 1)[-1]
 
 
 def static_findings(facts: StaticFacts) -> list[Finding]:

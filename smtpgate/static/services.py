@@ -37,7 +37,17 @@ def mta_by_unit(name: str) -> Mta | None:
     return next((m for m in software.all_mtas() if base in m.units), None)
 
 
+# A package manager installing or removing a server names it without running it.
+_PACKAGE_VERB = re.compile(
+    r"^(?:\S*/)?(?:apt-get|apt|aptitude|apk|yum|dnf|microdnf|zypper|npm|npx\s+-y\s+npm|yarn|pnpm|pip[\d.]*|pipx|uv"
+    r"|poetry|gem|bundle|python[\d.]*\s+-m\s+pip)\s+(?:-\S+\s+)*"
+    r"(?:install|i|add|ci|remove|rm|uninstall|purge|del|update|upgrade)\b")
+
+
 def mta_by_command(command: str) -> Mta | None:
+    """The MTA a command line starts (`Mta.starts`, else `Mta.processes`); None for package installs."""
+    if _PACKAGE_VERB.match(command.lstrip()):
+        return None
     return next((m for m in software.all_mtas() if m.starts and m.starts_daemon(command)), None) or next(
         (m for m in software.all_mtas() if not m.starts and m.processes and m.starts_daemon(command)), None)
 

@@ -17,6 +17,7 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+from smtpgate.static import langpkg
 from smtpgate.static.fs import DB_PATHS, FsLimits, Node, RootFS, StaticError, join, split
 
 # Where the readers look: contents of regular files under these are kept (bounded).
@@ -32,7 +33,7 @@ WHITEOUT, OPAQUE = ".wh.", ".wh..wh..opq"
 
 def default_wanted(path: str, size: int, mode: int) -> str:
     """'keep' (read it), 'script' (keep if it starts with #!) or '' (index only)."""
-    if path in DB_PATHS or path.startswith(KEEP_PREFIXES):
+    if path in DB_PATHS or path.startswith(KEEP_PREFIXES) or langpkg.keep_from_stream(path, size):
         return "keep"
     if path.startswith(SKIP_PREFIXES) or size > SCRIPT_LIMIT:
         return ""

@@ -133,3 +133,36 @@ def test_a_crashing_static_reader_is_exit_2_never_a_note(images, tmp_path, monke
     (target,) = json.loads(out.read_text())["targets"]
     assert code == 2, target
     assert any("the systemd units reader failed (KeyError" in e for e in target["errors"]), target["errors"]
+
+
+@pytest.mark.parametrize(
+    ("name", "software", "script", "package"),
+    [
+        ("npm-smtp-server", "smtp-server", "/app/server.js", "/app/node_modules/smtp-server/package.json"),
+        ("pip-smtp-server", "aiosmtpd", "/srv/app.py",
+         "/opt/mail/lib/python3.11/site-packages/aiosmtpd-1.4.6.dist-info/METADATA"),
+    ],
+)
+def test_language_package_servers_installed_and_enabled_by_the_command(scan_image, name, software, script, package):
+    """An npm / PyPI server: --static finds the package (file, version) and the script the command runs
+    that imports it (file:line); a normal scan names what speaks and carries the same evidence."""
+    static = _finding(scan_image(EXPECTED[name]["image"], "--static"), software)
+    assert static["state"] == "enabled" and static["decision"]["outcome"] == "fail"
+    command = next(e for e in static["evidence"] if e["kind"] == "command")
+    assert command["path"] == script and isinstance(command["line"], int)
+    pkg = next(e for e in static["evidence"] if e["kind"] == "package")
+    assert pkg["path"] == package and static["software"]["version"]
+    normal = _finding(scan_image(EXPECTED[name]["image"]), software)
+    assert normal["state"] == "listening"
+    assert {"listening", "greeting", "command", "package"} <= {e["kind"] for e in normal["evidence"]}
+
+
+@pytest.mark.parametrize("name", ["npm-smtp-server", "pip-smtp-server"])
+def test_language_package_servers_through_the_export_stream(images, name):
+    """Engines without readable layer directories: the export stream keeps the package manifests and
+    the application script, so the same evidence is found."""
+    out = _probe(EXPECTED[name]["image"], "export")
+    texts = " ".join(out["evidence"])
+    assert out["source"].startswith("image ") and out["findings"] == [[EXPECTED[name]["findings"][0]["software"],
+                                                                       "enabled"]]
+    assert "the image command runs" in texts and "package" in texts and "is installed" in texts, out

@@ -83,6 +83,23 @@ def test_clear_text_transcripts(name, protocol, tls, first):
         assert verdict.ehlo and verdict.ehlo[-1].startswith("250 ")
 
 
+@pytest.mark.parametrize(
+    ("name", "software", "how"),
+    [
+        ("npm-smtp-server", "smtp-server", "ehlo"),  # generic greeting: the EHLO reply names it
+        ("pip-smtp-server", "aiosmtpd", "greeting"),
+        ("aiosmtpd-2525", "aiosmtpd", "greeting"),
+        ("noshell-smtp", "python-smtpd", "greeting"),
+    ],
+)
+def test_what_speaks_is_named_from_the_probe(name, software, how):
+    from smtpgate.software import identify
+
+    verdict, _ = probe_replay(load(name))
+    got = identify("\n".join(verdict.greeting), verdict.ehlo)
+    assert (verdict.protocol, got.id, got.how) == ("smtp", software, how)
+
+
 def test_ftp_greeting_is_not_smtp_and_says_why():
     verdict, _ = probe_replay(load("ftp-on-25"))
     assert "FTP-like" in verdict.detail

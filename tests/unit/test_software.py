@@ -78,6 +78,17 @@ def test_postfix_shows_a_version_only_when_the_admin_added_it():
         ("maddy", {"name": "maddy", "cmdline": ["/bin/maddy", "run"]}),
         ("qmail", {"name": "tcpserver", "cmdline": "tcpserver -v 0 smtp qmail-smtpd".split()}),
         ("maildev", {"name": "node", "cmdline": ["node", "bin/maildev"]}),
+        ("maildev", {"name": "node", "cmdline": ["node", "/usr/local/lib/node_modules/maildev/bin/maildev"]}),
+        ("fake-smtp-server", {"name": "node", "cmdline": ["node", "/usr/local/bin/fake-smtp-server", "-s", "25"]}),
+        ("twisted-mail", {"name": "twistd", "cmdline": ["/usr/bin/python3", "/usr/local/bin/twistd", "-n", "mail"]}),
+        ("salmon", {"name": "salmon", "cmdline": ["/venv/bin/python", "/venv/bin/salmon", "start", "--pid", "x"]}),
+        ("smtpdev", {"name": "smtpdev", "cmdline": ["/usr/local/bin/python", "/usr/local/bin/smtpdev"]}),
+        ("mailcatcher", {"name": "ruby", "cmdline": ["ruby", "/usr/local/bundle/bin/mailcatcher", "--foreground"]}),
+        ("qpsmtpd", {"name": "qpsmtpd-forkser", "cmdline": ["/usr/bin/perl", "-T", "/usr/bin/qpsmtpd-forkserver"]}),
+        ("msmtpd", {"name": "msmtpd", "cmdline": ["msmtpd", "--interface=0.0.0.0"]}),
+        ("citadel", {"name": "citserver", "cmdline": ["/usr/local/citadel/citserver", "-x3"]}),
+        ("greenmail", {"name": "java", "cmdline": ["java", "-jar", "/opt/greenmail-standalone-2.1.2.jar"]}),
+        ("subethasmtp", {"name": "java", "cmdline": ["java", "-cp", "/app/subethasmtp-3.1.7.jar", "Main"]}),
     ],
 )
 def test_generic_greeting_falls_back_to_the_process(server, process):
