@@ -2,8 +2,10 @@
 evidence every normal scan gathers while its container settles.
 
 `scan_static(ref, ...)` judges an image from its filesystem and config alone:
-no container is started (on a local overlay2 engine, nothing is created at
-all; elsewhere a never-started container is exported and removed). What PID 1
+no container is started (on a local overlay2/overlay engine, nothing is created
+at all; elsewhere a never-started container is exported and removed, and the
+report says so). Beside a normal scan, the running container's mount table
+gives the layers in place where the image inspect names none (containerd store). What PID 1
 would be decides `boots_init` unless `--boots-init`/`--no-boots-init` say.
 `StaticEvidence(target)` runs the same analysis in a thread beside a normal
 scan; its result is merged into the runtime findings (`smtpgate.static.merge`).
@@ -16,7 +18,8 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from smtpgate.errors import Interrupted, SmtpgateError, TargetError
+from smtpgate.engines import Image
+from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.model import ScanResult, TargetInfo
 from smtpgate.static import StaticFacts, analyse, image_config, image_filesystem, static_findings
 
@@ -24,10 +27,12 @@ BLIND_SPOT = ("static analysis only: SMTP servers that are not known software (c
               "does not know) are found only by a normal scan")
 
 
-def image_facts(client: Any, image: Any, boots_init: bool | None = None) -> StaticFacts:
-    """Analyse an SDK image object's filesystem and config, never running it."""
+def image_facts(engine: Any, image: Image, boots_init: bool | None = None,
+                layers: list[str] | None = None) -> StaticFacts:
+    """Analyse an image's filesystem and config, never running it (``layers``: a
+    running container's layer directories, when the engine's inspect names none)."""
     config = image_config(image.attrs)
-    with image_filesystem(client, image.id, config=config) as fs:
+    with image_filesystem(engine, image.id, config=config, layers=layers) as fs:
         return analyse(fs, image_config=config, boots_init=boots_init)
 
 
@@ -45,19 +50,18 @@ def incomplete_error(facts: StaticFacts) -> list[str]:
 
 def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None) -> ScanResult:
     """Judge an image from static evidence only; every failure is an error in the result."""
+    from smtpgate.engines import as_engine, connect
     from smtpgate.policy import evaluate
-    from smtpgate.targets.docker import engine
 
     started = time.monotonic()
     info = TargetInfo(kind="image", ref=ref)
     try:
-        client = client or engine()
-        image = _image(client, ref, pull)
+        engine = as_engine(client) if client is not None else connect()
+        image = engine.get_or_pull(ref, pull)
         config = image_config(image.attrs)
-        info = TargetInfo(kind="image", ref=ref, image_id=image.id,
-                          digests=tuple(image.attrs.get("RepoDigests") or ()),
+        info = TargetInfo(kind="image", ref=ref, image_id=image.id, digests=image.digests,
                           entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
-        facts = image_facts(client, image, opts.boots_init)
+        facts = image_facts(engine, image, opts.boots_init)
     except Interrupted:
         raise
     except SmtpgateError as exc:
@@ -68,28 +72,19 @@ def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", clie
     why = "as told (--boots-init/--no-boots-init)" if opts.boots_init is not None else (
         f"PID 1 would be {facts.init or 'unknown'}")
     notes = [f"--static: judged from the image's filesystem and config ({facts.source}); no container was started",
+             *exported_note(facts),
              f"boots an init system: {'yes' if init else 'no'} ({why})", BLIND_SPOT, *problem_notes(facts)]
     return ScanResult(target=replace(info, boots_init=init), judged=judged, errors=tuple(incomplete_error(facts)),
                       notes=tuple(notes), method="static", timings={"total": time.monotonic() - started})
 
 
-def _image(client: Any, ref: str, pull: str) -> Any:
-    from docker.errors import DockerException, ImageNotFound
-
-    try:
-        image = client.images.get(ref)
-        if pull != "always":
-            return image
-    except ImageNotFound:
-        if pull == "never":
-            raise TargetError(f"image {ref!r} not found on the engine (and --pull never)") from None
-    except DockerException as exc:
-        raise TargetError(f"could not look up image {ref!r}: {getattr(exc, 'explanation', None) or exc}") from exc
-    try:
-        return client.images.pull(ref)
-    except DockerException as exc:
-        raise TargetError(f"image {ref!r} is not on the engine and could not be pulled: "
-                          f"{getattr(exc, 'explanation', None) or exc}") from exc
+def exported_note(facts: StaticFacts) -> list[str]:
+    """Say so when the layers could not be read in place (a remote engine, not
+    root, the containerd image store): the export costs seconds per image."""
+    if "(exported)" not in facts.source:
+        return []
+    return ["the engine does not expose the image's layer directories here (a remote engine, not root, or the "
+            "containerd image store), so the image was exported through the engine: slower than reading in place"]
 
 
 class StaticEvidence:
@@ -99,19 +94,19 @@ class StaticEvidence:
         self.facts: StaticFacts | None = None
         self.error: str | None = None
         self.seconds = 0.0
-        client = getattr(target, "_client", None)
-        image_id = getattr(getattr(target, "info", None), "image_id", None)
+        engine, image = getattr(target, "engine", None), getattr(target, "image", None)
         self._thread: threading.Thread | None = None
-        if client is None or not image_id or getattr(target.info, "kind", "") != "image":
+        if engine is None or image is None or getattr(target.info, "kind", "") != "image":
             return
-        self._thread = threading.Thread(target=self._run, args=(client, image_id), name="smtpgate-static",
+        running = getattr(target, "running_layers", None)
+        self._thread = threading.Thread(target=self._run, args=(engine, image, running), name="smtpgate-static",
                                         daemon=True)
         self._thread.start()
 
-    def _run(self, client: Any, image_id: str) -> None:
+    def _run(self, engine: Any, image: Image, running: Any) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(client, client.images.get(image_id))
+            self.facts = image_facts(engine, image, layers=running() if running else None)
         except Exception as exc:  # noqa: BLE001 - static evidence is extra: its failure is a note
             self.error = f"static analysis of the image failed: {exc}"
         self.seconds = time.monotonic() - started
