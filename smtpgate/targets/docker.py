@@ -109,6 +109,7 @@ class DockerImageTarget(Target):
         self._stop_lock = threading.Lock()
         self._started = False
         self._reported: set[str] = set()  # bound violations already raised by state()
+        self._gone = False  # the engine stopped answering
 
     # -- life cycle ---------------------------------------------------------
     def start(self) -> None:
@@ -162,6 +163,8 @@ class DockerImageTarget(Target):
         with self._stop_lock, _SignalsHeld():
             if self.disk is not None:
                 self.disk.stop()
+                if self.disk.note and self.disk.note not in self.notes:
+                    self.notes.append(self.disk.note)
             dialler, self._dialler = self._dialler, None
             if dialler is not None:
                 dialler.close()
@@ -177,13 +180,14 @@ class DockerImageTarget(Target):
                 problem = self._remove(kind)
                 if problem:
                     problems.append(problem)
+                    if self._gone:
+                        break  # nothing more to ask an engine that does not answer
             if problems:
                 self._kill_from_host()
             self.cid = self.nid = None
         violation = self._violation()
         if problems:
-            raise TargetError("; ".join(([violation] if violation else []) + problems)
-                              + " (run `smtpgate cleanup`)")
+            raise TargetError("run `smtpgate cleanup`: " + "; ".join(([violation] if violation else []) + problems))
         if violation and violation not in self._reported:
             raise TargetError(violation)
 
@@ -198,6 +202,7 @@ class DockerImageTarget(Target):
             try:
                 oid = self._lookup(kind)
             except EngineGone as exc:
+                self._gone = True
                 return f"could not look for {kind} {self.scan_id}: {exc}"
         if oid is None:
             return None
@@ -210,6 +215,7 @@ class DockerImageTarget(Target):
                 self.engine.remove(oid) if kind == "container" else self.engine.remove_network(oid)
                 return None
             except EngineGone as exc:
+                self._gone = True
                 return f"could not remove {kind} {self.scan_id}: {exc}"
             except EngineError as exc:
                 if exc.status not in (403, 409) or time.monotonic() >= deadline:
@@ -541,26 +547,36 @@ class DiskWatch:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                size = self.engine.inspect(self.cid, size=True).get("SizeRw")
-            except TargetError:
-                return  # gone, or the engine is: the scan finds out by itself
-            if not isinstance(size, int):
-                self.note = "the engine does not report the writable layer's size: --disk-limit is not enforced"
-                return
-            self.largest = max(self.largest, size)
-            if size > self.limit and not self._stop.is_set():
-                self.violation = (f"the container wrote {_mib(size)} to its writable layer, more than --disk-limit "
-                                  f"{_mib(self.limit)}; it was killed")
-                with contextlib.suppress(TargetError):
-                    self.engine.kill(self.cid)
-                return
+        while not self._stop.wait(self.interval) and self.check():
+            pass
+
+    def check(self) -> bool:
+        """One measurement; False when there is no point in measuring again."""
+        if self.violation or self.note:
+            return False
+        try:
+            size = self.engine.inspect(self.cid, size=True).get("SizeRw")
+        except TargetError:
+            return False  # gone, or the engine is: the scan finds out by itself
+        if not isinstance(size, int):
+            self.note = "the engine does not report the writable layer's size: --disk-limit is not enforced"
+            return False
+        self.largest = max(self.largest, size)
+        if size <= self.limit:
+            return True
+        self.violation = (f"the container wrote {_mib(size)} to its writable layer, more than --disk-limit "
+                          f"{_mib(self.limit)}; it was killed")
+        with contextlib.suppress(TargetError):
+            self.engine.kill(self.cid)
+        return False
 
     def stop(self) -> None:
+        """End the watch with one last measurement: a scan shorter than the
+        interval is bounded too."""
         self._stop.set()
         if self._thread is not threading.current_thread():
             self._thread.join(5.0)
+        self.check()
 
 
 def _mib(size: int) -> str:

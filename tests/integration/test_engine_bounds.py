@@ -1,0 +1,180 @@
+"""The engine seam on the real engine: resource bounds reach the container
+(--cpus, --memory, --pids, --read-only, --disk-limit), an engine that goes away
+mid-scan is exit 2 (never a pass), --static says when it had to export, and
+the helper path settles early like the host path (issue 13, issue 16 items 8-10)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from smtpgate.cli import main
+from smtpgate.engines import connect
+from smtpgate.errors import ObjectNotFound
+from tests.integration.conftest import labelled, scan_process
+
+HELPER = "smtpgate-fixture/python:latest"
+SOCKET = "/var/run/docker.sock"
+
+
+def _scan(tmp_path, *args: str) -> tuple[int, dict]:
+    out = tmp_path / "r.json"
+    code = main(["scan", *args, "--json", str(out), "-q", "--pull", "never"])
+    return code, json.loads(out.read_text())
+
+
+@contextlib.contextmanager
+def forwarder(kind: str, tmp_path):
+    """DOCKER_HOST for a socat forwarder to the local engine (unix socket or TCP
+    on loopback), and a function that makes the engine vanish: every socat
+    process killed (established connections too) and, for unix, the socket file gone."""
+    socat = shutil.which("socat")
+    if not socat:
+        pytest.fail("socat is not installed (./dev setup installs it)", pytrace=False)
+    if kind == "unix":
+        path = str(tmp_path / "engine.sock")
+        listen, host, reach = f"UNIX-LISTEN:{path},fork", f"unix://{path}", path
+    else:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        listen, host, reach = f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr", f"tcp://127.0.0.1:{port}", port
+    proc = subprocess.Popen([socat, listen, f"UNIX-CONNECT:{SOCKET}"], stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+    def vanish() -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+        if kind == "unix":
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(path)
+
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                family = socket.AF_UNIX if kind == "unix" else socket.AF_INET
+                with socket.socket(family) as s:
+                    s.settimeout(1)
+                    s.connect(reach if kind == "unix" else ("127.0.0.1", reach))
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("socat did not start listening", pytrace=False)
+                time.sleep(0.05)
+        yield host, vanish
+    finally:
+        vanish()
+
+
+def test_limits_reach_the_container(tmp_path, docker_client, images):
+    """--cpus, --memory, --pids and --read-only as the engine applies them; a
+    read-only image that writes nothing still runs and passes."""
+    with scan_process(docker_client, images["clean"], "--cpus", "0.5", "--memory", "256m", "--pids", "99",
+                      "--read-only", "-q") as proc:
+        (container,) = [c for c in labelled(docker_client, proc.pid)[0] if c.status == "running"]
+        host = docker_client.api.inspect_container(container.id)["HostConfig"]
+        _, stderr = proc.communicate(timeout=60)
+    assert host["NanoCpus"] == 500_000_000 and host["Memory"] == 256 << 20 and host["PidsLimit"] == 99
+    assert host["ReadonlyRootfs"] is True and set(host["Tmpfs"]) == {"/tmp", "/var/tmp", "/run"}
+    assert proc.returncode == 0, stderr
+    assert labelled(docker_client, proc.pid) == ([], [])
+
+
+def test_default_cpu_quota_is_one_cpu(tmp_path, docker_client, images):
+    with scan_process(docker_client, images["clean"], "-q") as proc:
+        (container,) = [c for c in labelled(docker_client, proc.pid)[0] if c.status == "running"]
+        host = docker_client.api.inspect_container(container.id)["HostConfig"]
+        proc.communicate(timeout=60)
+    assert host["NanoCpus"] == 1_000_000_000 and host["ReadonlyRootfs"] is False
+
+
+@pytest.mark.parametrize("args", [["--memory", "0"], ["--pids", "0"], ["--pids", "-5"], ["--cpus", "0"],
+                                  ["--disk-limit", "0"], ["--memory", "lots"]])
+def test_unbounded_limits_are_refused(tmp_path, docker_client, images, args, capsys):
+    assert main(["scan", images["clean"], "-q", *args]) == 2
+    assert args[0] in capsys.readouterr().err
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+def test_a_container_that_writes_past_the_disk_limit_is_killed_and_exit_2(tmp_path, docker_client, images):
+    started = time.monotonic()
+    code, report = _scan(tmp_path, images["hostile-disk"], "--disk-limit", "64m")
+    (target,) = report["targets"]
+    assert code == 2, target
+    assert any("--disk-limit 64 MiB" in e and "killed" in e for e in target["errors"]), target
+    assert time.monotonic() - started < 30
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+@pytest.mark.parametrize("kind", ["unix", "tcp"])
+def test_engine_gone_mid_scan_is_exit_2_and_the_image_stops_running(tmp_path, docker_client, images, kind):
+    """The engine's socket vanishes while the container runs: never a pass (the
+    old text match read the unix socket's "No such file" as "already removed").
+    The message says to run `smtpgate cleanup`; on the host path the container's
+    processes are killed, so the image does not run on."""
+    left = []
+    try:
+        with forwarder(kind, tmp_path) as (host, vanish):
+            env = {"DOCKER_HOST": host}
+            with _env(env), scan_process(docker_client, images["clean"]) as proc:
+                vanish()
+                _, stderr = proc.communicate(timeout=90)
+            left = labelled(docker_client, proc.pid)[0]
+        assert proc.returncode == 2, stderr
+        assert "smtpgate cleanup" in stderr and "nothing answers" in stderr, stderr
+        assert left and all(docker_client.api.inspect_container(c.id)["State"]["Running"] is False for c in left)
+    finally:
+        for c in left:
+            with contextlib.suppress(Exception):
+                docker_client.api.remove_container(c.id, force=True)
+
+
+@contextlib.contextmanager
+def _env(values: dict[str, str]):
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def test_static_says_when_it_had_to_export(tmp_path, docker_client, images, monkeypatch):
+    with forwarder("tcp", tmp_path) as (host, _):
+        monkeypatch.setenv("DOCKER_HOST", host)
+        code, report = _scan(tmp_path, images["postfix-all"], "--static")
+    (target,) = report["targets"]
+    assert code == 1
+    assert any("exported through the engine" in n for n in target["notes"]), target["notes"]
+    monkeypatch.delenv("DOCKER_HOST")
+    code, report = _scan(tmp_path, images["postfix-all"], "--static")
+    assert code == 1 and not any("exported" in n for n in report["targets"][0]["notes"])
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+def test_the_helper_path_settles_early_when_every_thread_is_parked(tmp_path, docker_client, images):
+    code, report = _scan(tmp_path, images["postfix-all"], "--method", "helper", "--helper-image", HELPER)
+    (target,) = report["targets"]
+    assert code == 1 and target["method"] == "helper"
+    assert any(n.startswith("settled after") and "every thread waiting" in n for n in target["notes"]), target
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+def test_missing_image_is_object_not_found_by_status():
+    with pytest.raises(ObjectNotFound) as caught:
+        connect().image("smtpgate-test/absent:never")
+    assert caught.value.status == 404
