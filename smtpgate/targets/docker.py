@@ -261,7 +261,7 @@ class DockerImageTarget(Target):
         """The running container's image layer directories, read in place from its
         mount table when the engine's image inspect does not name them (the
         containerd image store); None when they cannot be read from here."""
-        if not self.pid or not self.method.startswith("host-proc") or self.engine is None or not self.engine.local:
+        if not self.pid or self.engine is None or not self.engine.local or not self._proc_is_ours():
             return None
         return mountinfo.root_lowerdirs(f"/proc/{self.pid}/mountinfo")
 

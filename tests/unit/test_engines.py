@@ -137,3 +137,13 @@ def test_an_interrupt_right_after_a_close_in_an_overlay_lookup_stays_an_interrup
         monkeypatch.setattr(overlay.os, "close", real_close)
         fs.close()
     assert len(closed) == len(set(closed)), f"a descriptor was closed twice: {closed}"
+
+
+def test_root_lowerdirs_of_a_containerd_store_container():
+    """Docker 28.5 with the containerd image store: the image inspect names no
+    layers, the running container's mount table does (snapshot directories)."""
+    text = (DATA / "docker-containerd.mountinfo").read_text()
+    assert (DATA / "docker-containerd.graphdriver-layers").read_text().split() == []
+    layers = mountinfo.parse_root_lowerdirs(text)
+    assert layers is not None and len(layers) >= 2
+    assert all("/io.containerd.snapshotter.v1.overlayfs/snapshots/" in p and p.endswith("/fs") for p in layers)
