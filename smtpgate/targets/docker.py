@@ -547,8 +547,14 @@ class DiskWatch:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval) and self.check():
-            pass
+        """Measure every ``interval``, or twice as long as a measurement takes
+        (the engine walks the layer: millions of small files cost it seconds)."""
+        pause = self.interval
+        while not self._stop.wait(pause):
+            started = time.monotonic()
+            if not self.check():
+                return
+            pause = max(self.interval, 2 * (time.monotonic() - started))
 
     def check(self) -> bool:
         """One measurement; False when there is no point in measuring again."""
@@ -575,8 +581,9 @@ class DiskWatch:
         interval is bounded too."""
         self._stop.set()
         if self._thread is not threading.current_thread():
-            self._thread.join(5.0)
-        self.check()
+            self._thread.join(2.0)
+        if not self._thread.is_alive():  # a measurement still under way would only make removal wait
+            self.check()
 
 
 def _mib(size: int) -> str:
