@@ -143,8 +143,9 @@ class Engine(abc.ABC):
         """The container's merged filesystem as a tar stream."""
 
     @abc.abstractmethod
-    def exec(self, cid: str, argv: list[str], user: str = "0") -> tuple[int, bytes, bytes]:
-        """Run argv in the container: (exit code, stdout, stderr)."""
+    def exec(self, cid: str, argv: list[str], user: str = "0", timeout: float = 120.0) -> tuple[int, bytes, bytes]:
+        """Run argv in the container: (exit code, stdout, stderr); an ObjectNotFound
+        when the container stops meanwhile, an EngineError after ``timeout``."""
 
     @abc.abstractmethod
     def containers(self, label: str, name: str | None = None) -> list[Listed]:

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +27,7 @@ from smtpgate.errors import Conflict, EngineError, EngineGone, ObjectNotFound
 # Storage drivers that honour --storage-opt size on any backing filesystem;
 # overlay2/overlay honour it only on xfs mounted with pquota (tried, see DockerImageTarget)
 QUOTA_DRIVERS = {"btrfs", "zfs", "devicemapper", "windowsfilter"}
+EXEC_POLL = 0.5  # seconds between looks at the container while an exec runs
 
 
 def connect(timeout: float = 60.0) -> DockerEngine:
@@ -199,11 +202,38 @@ class DockerEngine(Engine):
             stream = self.client.api.export(cid, chunk_size=chunk_size)
         return _translated(stream, f"export of container {cid[:12]} broke off")
 
-    def exec(self, cid: str, argv: list[str], user: str = "0") -> tuple[int, bytes, bytes]:
+    def exec(self, cid: str, argv: list[str], user: str = "0", timeout: float = 120.0) -> tuple[int, bytes, bytes]:
+        """The SDK reads an exec's output with the socket timeout switched off,
+        and Docker 20.10 can leave that stream open for ever when the container's
+        PID 1 dies meanwhile (the exec'd process is killed with its pid
+        namespace): so the exec runs in a thread, and the wait ends when the
+        container stops or after ``timeout``."""
         api = self.client.api
         with _calling(f"exec in container {cid[:12]}"):
             exec_id = api.exec_create(cid, argv, user=user, stdout=True, stderr=True)["Id"]
-            out, err = api.exec_start(exec_id, demux=True)
+        answer: list[Any] = []
+
+        def run() -> None:
+            try:
+                answer.append(api.exec_start(exec_id, demux=True))
+            except Exception as exc:  # noqa: BLE001 - handed to the caller's thread, translated there
+                answer.append(exc)
+
+        worker = threading.Thread(target=run, name="smtpgate-exec", daemon=True)
+        worker.start()
+        deadline = time.monotonic() + timeout
+        while not answer:
+            worker.join(EXEC_POLL)
+            if answer:
+                break
+            if time.monotonic() > deadline:
+                raise EngineError(f"exec in container {cid[:12]}: no answer within {timeout:g} s")
+            if not self.inspect(cid)["State"].get("Running"):
+                raise ObjectNotFound(f"exec in container {cid[:12]}: the container stopped meanwhile")
+        if isinstance(answer[0], BaseException):
+            raise translate(f"exec in container {cid[:12]}", answer[0]) from answer[0]
+        out, err = answer[0]
+        with _calling(f"exec in container {cid[:12]}"):
             code = api.exec_inspect(exec_id).get("ExitCode")
         return (code if isinstance(code, int) else -1), out or b"", err or b""
 

@@ -36,6 +36,7 @@ from smtpgate.model import Listener, Protocol, SmtpProbe
 
 SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
 STDERR_SHOWN = 600
+PROBE_BOUND = 30.0  # seconds a probe takes beyond its greeting patience, at most (connect, TLS, dialogue)
 
 
 class HelperAgent:
@@ -80,12 +81,13 @@ class HelperAgent:
             finally:
                 self.cid = None
 
-    def _run(self, *args: str) -> Any:
-        """One agent command; its JSON answer."""
+    def _run(self, *args: str, timeout: float = 60.0) -> Any:
+        """One agent command; its JSON answer (CollectError when the helper stopped meanwhile)."""
         if self.cid is None:
             raise CollectError("the helper container is gone")
         try:
-            code, out, err = self.engine.exec(self.cid, ["python3", "-c", self._source, MARKER, *args], user="0")
+            code, out, err = self.engine.exec(self.cid, ["python3", "-c", self._source, MARKER, *args], user="0",
+                                              timeout=timeout)
         except EngineGone:
             raise
         except TargetError as exc:
@@ -124,7 +126,9 @@ class HelperAgent:
 
     def probe(self, listeners: Iterable[Listener], patience: float) -> list[SmtpProbe]:
         ports = [[li.address, li.port, observe.dial_address(li)] for li in listeners]
-        answer = self._run("probe", json.dumps({"patience": patience, "ports": ports}))
+        rounds = -(-len(ports) // observe.MAX_CONCURRENT_PROBES)  # the agent probes 64 at a time at most
+        answer = self._run("probe", json.dumps({"patience": patience, "ports": ports}),
+                           timeout=60.0 + rounds * (patience + PROBE_BOUND))
         return [_smtp_probe(p) for p in answer["probes"]]
 
 

@@ -17,8 +17,9 @@ import time
 import pytest
 
 from smtpgate.cli import main
-from smtpgate.engines import connect
-from smtpgate.errors import ObjectNotFound
+from smtpgate.engines import ContainerSpec, connect
+from smtpgate.errors import EngineError, ObjectNotFound
+from smtpgate.labels import owner_labels
 from tests.integration.conftest import labelled, scan_process
 
 HELPER = "smtpgate-fixture/python:latest"
@@ -178,3 +179,22 @@ def test_missing_image_is_object_not_found_by_status():
     with pytest.raises(ObjectNotFound) as caught:
         connect().image("smtpgate-test/absent:never")
     assert caught.value.status == 404
+
+
+def test_an_exec_that_does_not_end_is_bounded(docker_client, images):
+    """The SDK reads exec output with no socket timeout (seen hanging for ever on
+    docker 20.10 when the helper's target died mid-probe): Engine.exec ends it."""
+    engine = connect()
+    cid = engine.create(ContainerSpec(image=engine.image(images["clean"]).id, name=f"smtpgate-exec-{os.getpid()}",
+                                      labels={"smtpgate": "exec-test", **owner_labels()}, network_mode="none"))
+    try:
+        engine.start(cid)
+        started = time.monotonic()
+        with pytest.raises(EngineError, match="no answer within 1 s"):
+            engine.exec(cid, ["sleep", "30"], timeout=1.0)
+        assert time.monotonic() - started < 5
+        code, out, _ = engine.exec(cid, ["echo", "hi"])
+        assert (code, out) == (0, b"hi\n")
+    finally:
+        engine.remove(cid)
+    assert labelled(docker_client, os.getpid()) == ([], [])
