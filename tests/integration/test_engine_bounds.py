@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pytest
@@ -20,6 +21,7 @@ from smtpgate.cli import main
 from smtpgate.engines import ContainerSpec, connect
 from smtpgate.errors import EngineError, ObjectNotFound
 from smtpgate.labels import owner_labels
+from smtpgate.static import overlay
 from tests.integration.conftest import labelled, scan_process
 
 HELPER = "smtpgate-fixture/python:latest"
@@ -198,3 +200,34 @@ def test_an_exec_that_does_not_end_is_bounded(docker_client, images):
     finally:
         engine.remove(cid)
     assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+def test_the_api_version_is_negotiated_not_pinned(docker_client):
+    """Docker 29 refuses clients below 1.44, docker 20.10 anything above 1.41: only negotiation serves both."""
+    assert connect().client.api._version == docker_client.version()["ApiVersion"]
+
+
+def test_sigint_landing_in_the_static_layer_walk_is_exit_2_interrupted(tmp_path, images, monkeypatch):
+    """An interrupt right after any close() inside the overlay layer walk (issue
+    16 item 11: one between a close and the reassignment made the walk close the
+    same descriptor twice, EBADF replaced the interrupt, the scan exited 1 with
+    evidence lost): always exit 2 "interrupted"."""
+    real_close = os.close
+    for nth in range(1, 13):  # the n-th close made by the layer walk
+        seen = []
+
+        def close_then_interrupt(fd: int, nth: int = nth, seen: list = seen) -> None:
+            real_close(fd)
+            if sys._getframe(1).f_code.co_name == "probe":  # inside OverlayFS's layer walk
+                seen.append(fd)
+                if len(seen) == nth:
+                    raise KeyboardInterrupt
+
+        monkeypatch.setattr(overlay.os, "close", close_then_interrupt)
+        try:
+            code, report = _scan(tmp_path, images["postfix-enabled-idle"], "--static")
+        finally:
+            monkeypatch.setattr(overlay.os, "close", real_close)
+        assert len(seen) >= nth
+        assert code == 2, (nth, report["targets"][0])
+        assert "interrupted by SIGINT" in report["errors"], (nth, report)
