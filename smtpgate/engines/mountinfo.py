@@ -35,15 +35,18 @@ def root_lowerdirs(path: str) -> list[str] | None:
 
 
 def parse_root_lowerdirs(text: str) -> list[str] | None:
+    """The last mount on "/" is the one in use (a later mount hides earlier ones)."""
+    root: list[str] | None = None
     for line in text.splitlines():
         fields = line.split(" ")
-        if len(fields) < 10 or fields[4] != "/" or "-" not in fields[6:]:
-            continue
-        sep = fields.index("-", 6)
-        if len(fields) < sep + 4 or fields[sep + 1] != "overlay":
-            return None  # the root is not an overlay mount
-        return _lowerdirs(fields[sep + 3])
-    return None
+        if len(fields) >= 10 and fields[4] == "/" and "-" in fields[6:]:
+            root = fields
+    if root is None:
+        return None
+    sep = root.index("-", 6)
+    if len(root) < sep + 4 or root[sep + 1] != "overlay":
+        return None  # the root is not an overlay mount
+    return _lowerdirs(root[sep + 3])
 
 
 def _lowerdirs(options: str) -> list[str] | None:

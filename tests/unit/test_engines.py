@@ -90,6 +90,8 @@ def test_mountinfo_relative_or_other_roots_give_none():
     assert mountinfo.parse_root_lowerdirs("9 1 0:4 / / rw - overlay overlay rw,lowerdir=1/fs:2/fs\n") is None
     assert mountinfo.parse_root_lowerdirs("9 1 8:1 / / rw - ext4 /dev/sda1 rw\n") is None
     assert mountinfo.parse_root_lowerdirs("") is None
+    stacked = "9 1 0:4 / / rw - overlay overlay rw,lowerdir=/a:/b\n10 9 8:1 / / rw - ext4 /dev/sda1 rw\n"
+    assert mountinfo.parse_root_lowerdirs(stacked) is None  # the later mount on / is the one in use
 
 
 def test_overlay_graphdriver_names(tmp_path):
