@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from smtpgate.engines import ContainerSpec, as_engine
 from smtpgate.errors import TargetError
 from smtpgate.labels import owner_labels
 from smtpgate.static.fs import FsLimits, RootFS, StaticError
@@ -77,8 +78,6 @@ def image_filesystem(engine: Any, image_id: str, limits: FsLimits | None = None,
     no network, labelled smtpgate), its filesystem streamed into a TarFS, and the
     container removed on every path. The filesystem's ``name`` says which.
     """
-    from smtpgate.engines import as_engine
-
     eng = as_engine(engine)
     if method == "auto":
         found = _local_layers(eng, image_id)
@@ -106,8 +105,6 @@ def _local_layers(engine: Any, image_id: str) -> tuple[list[str], str] | None:
 
 @contextlib.contextmanager
 def _exported(engine: Any, image_id: str, limits: FsLimits | None, config: ImageConfig | None) -> Iterator[TarFS]:
-    from smtpgate.engines import ContainerSpec
-
     extra = _command_paths(config) if config is not None else ()
     name = f"smtpgate-static-{secrets.token_hex(6)}"
     labels = {LABEL: name, f"{LABEL}.purpose": "static-export", **owner_labels()}
