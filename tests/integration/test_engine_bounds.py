@@ -21,7 +21,9 @@ from smtpgate.cli import main
 from smtpgate.engines import ContainerSpec, connect
 from smtpgate.errors import EngineError, ObjectNotFound
 from smtpgate.labels import owner_labels
-from smtpgate.static import overlay
+from smtpgate.static import analyse, image_config, overlay, static_findings
+from smtpgate.static.overlay import OverlayFS
+from smtpgate.targets.docker import DockerImageTarget
 from tests.integration.conftest import labelled, scan_process
 
 HELPER = "smtpgate-fixture/python:latest"
@@ -231,3 +233,22 @@ def test_sigint_landing_in_the_static_layer_walk_is_exit_2_interrupted(tmp_path,
         assert len(seen) >= nth
         assert code == 2, (nth, report["targets"][0])
         assert "interrupted by SIGINT" in report["errors"], (nth, report)
+
+
+def test_a_running_containers_layers_read_in_place_give_the_same_facts(docker_client, images):
+    """The containerd image store names no layers in the image inspect; the running
+    container's mount table does. On this engine both exist: they must agree."""
+    target = DockerImageTarget(images["postfix-all"])
+    with target:
+        running = target.running_layers()
+        assert target.engine is not None and target.image is not None
+        named = target.engine.image_layers(target.image)
+        assert running and named and len(running) == len(named) + 1  # the engine's init layer on top
+        facts = []
+        for layers in (running, named):
+            with OverlayFS(layers) as fs:
+                facts.append(sorted((f.software.id, f.state.value, tuple(e.text for e in f.evidence))
+                                    for f in static_findings(analyse(fs, image_config=image_config(
+                                        target.image.attrs)))))
+    assert facts[0] == facts[1] and facts[0]
+    assert labelled(docker_client, os.getpid()) == ([], [])
