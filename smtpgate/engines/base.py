@@ -133,7 +133,8 @@ class Engine(abc.ABC):
     def remove(self, cid: str, *, kill: bool = True) -> None:
         """Force-remove the container, killed first (Podman's force-remove sends
         SIGTERM and waits 10 s for a PID 1 that ignores it; Docker's kills at
-        once). One that is already gone is fine."""
+        once), with the anonymous volumes its image's VOLUME lines made. One
+        that is already gone is fine."""
 
     @abc.abstractmethod
     def logs(self, cid: str, tail: int) -> bytes: ...

@@ -189,7 +189,7 @@ class DockerEngine(Engine):
             self.kill(cid)
         try:
             with _calling(f"could not remove container {cid[:12]}"):
-                self.client.api.remove_container(cid, force=True)
+                self.client.api.remove_container(cid, force=True, v=True)  # v: its anonymous volumes too
         except ObjectNotFound:
             return
 

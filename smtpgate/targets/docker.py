@@ -47,7 +47,8 @@ class _SignalsHeld:
 
 
 NETWORK_MODES = ("none", "internal")
-DISK_LIMIT = 2 << 30  # bytes the container may write to its writable layer (--disk-limit)
+DISK_LIMIT = 2 << 30  # bytes the container may write to its writable layer and volumes (--disk-limit)
+VOLUME_BUDGET = 0.25  # seconds one measurement may spend walking the container's anonymous volumes
 # --read-only: small tmpfs mounts where programs usually write at start (pid files, sockets, temp files)
 READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m", "/var/tmp": "rw,nosuid,nodev,size=64m",
                    "/run": "rw,nosuid,nodev,size=16m"}
@@ -163,8 +164,9 @@ class DockerImageTarget(Target):
         with self._stop_lock, _SignalsHeld():
             if self.disk is not None:
                 self.disk.stop()
-                if self.disk.note and self.disk.note not in self.notes:
-                    self.notes.append(self.disk.note)
+                for note in (self.disk.note, self.disk.partial):
+                    if note and note not in self.notes:
+                        self.notes.append(note)
             dialler, self._dialler = self._dialler, None
             if dialler is not None:
                 dialler.close()
@@ -533,14 +535,16 @@ def cleanup(client: Any = None, *, older_than: float = 3600.0, force: bool = Fal
 
 class DiskWatch:
     """A watchdog on the container's writable layer: every ``interval`` seconds
-    the engine measures it (inspect with size: SizeRw); beyond ``limit`` bytes
-    the container is killed and ``violation`` says why (the scan is then exit 2).
+    the engine measures it (inspect with size: SizeRw), plus its anonymous
+    volumes on a local engine; beyond ``limit`` bytes the container is killed
+    and ``violation`` says why (the scan is then exit 2).
     Engines that do not report the size get a note, not a bound."""
 
     def __init__(self, eng: Engine, cid: str, limit: int, interval: float = 1.0) -> None:
         self.engine, self.cid, self.limit, self.interval = eng, cid, limit, interval
         self.violation: str | None = None
         self.note: str | None = None
+        self.partial: str | None = None
         self.largest = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="smtpgate-disk", daemon=True)
@@ -561,20 +565,38 @@ class DiskWatch:
         if self.violation or self.note:
             return False
         try:
-            size = self.engine.inspect(self.cid, size=True).get("SizeRw")
+            attrs = self.engine.inspect(self.cid, size=True)
         except TargetError:
             return False  # gone, or the engine is: the scan finds out by itself
+        size = attrs.get("SizeRw")
         if not isinstance(size, int):
             self.note = "the engine does not report the writable layer's size: --disk-limit is not enforced"
             return False
+        size += self._volumes(attrs.get("Mounts") or ())
         self.largest = max(self.largest, size)
         if size <= self.limit:
             return True
-        self.violation = (f"the container wrote {_mib(size)} to its writable layer, more than --disk-limit "
-                          f"{_mib(self.limit)}; it was killed")
+        self.violation = (f"the container wrote {_mib(size)} to its writable layer and volumes, more "
+                          f"than --disk-limit {_mib(self.limit)}; it was killed")
         with contextlib.suppress(TargetError):
             self.engine.kill(self.cid)
         return False
+
+    def _volumes(self, mounts: Any) -> int:
+        """Bytes in the anonymous volumes the image's VOLUME lines made (outside
+        the writable layer, so outside SizeRw), walked here when the engine is
+        local; a walk longer than VOLUME_BUDGET counts what it saw and says so."""
+        if not self.engine.local:
+            return 0
+        total, deadline = 0, time.monotonic() + VOLUME_BUDGET
+        for mount in mounts:
+            source = mount.get("Source") if isinstance(mount, dict) and mount.get("Type") == "volume" else None
+            if isinstance(source, str) and os.path.isabs(source):
+                seen, complete = _du(source, deadline)
+                total += seen
+                if not complete and not self.partial:
+                    self.partial = f"the container's volumes hold too many files to measure within {VOLUME_BUDGET} s"
+        return total
 
     def stop(self) -> None:
         """End the watch with one last measurement: a scan shorter than the
@@ -584,6 +606,32 @@ class DiskWatch:
             self._thread.join(2.0)
         if not self._thread.is_alive():  # a measurement still under way would only make removal wait
             self.check()
+
+
+def _du(root: str, deadline: float) -> tuple[int, bool]:
+    """Bytes allocated under root (no symlinks followed, no other filesystem
+    entered), and whether the walk finished before ``deadline``."""
+    total, stack = 0, [root]
+    try:
+        dev = os.lstat(root).st_dev
+    except OSError:
+        return 0, True
+    while stack:
+        if time.monotonic() > deadline:
+            return total, False
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False) and st.st_dev == dev:
+                stack.append(entry.path)
+    return total, True
 
 
 def _mib(size: int) -> str:

@@ -6,6 +6,7 @@ the helper path settles early like the host path (issue 13, issue 16 items 8-10)
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import os
 import shutil
@@ -252,3 +253,26 @@ def test_a_running_containers_layers_read_in_place_give_the_same_facts(docker_cl
                                         target.image.attrs)))))
     assert facts[0] == facts[1] and facts[0]
     assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+VOLUME_WRITER = """FROM smtpgate-fixture/python:latest
+VOLUME /data
+CMD ["/bin/sh", "-c", "python3 -m http.server 8080 & dd if=/dev/zero of=/data/fill bs=1M count=200 2>/dev/null; wait"]
+"""
+
+
+def test_writes_to_an_image_volume_count_against_the_disk_limit_and_the_volume_goes(tmp_path, docker_client):
+    """A VOLUME line gives the container an anonymous volume outside its writable
+    layer: it is measured too, and removed with the container (it was left behind)."""
+    tag = "smtpgate-test/volume-writer:latest"
+    docker_client.images.build(fileobj=io.BytesIO(VOLUME_WRITER.encode()), tag=tag, labels={"smtpgate.test": "1"},
+                               rm=True, forcerm=True)
+    with scan_process(docker_client, tag, "--disk-limit", "64m", "--json", str(tmp_path / "r.json"), "-q") as proc:
+        (container,) = labelled(docker_client, proc.pid)[0]
+        mounts = docker_client.api.inspect_container(container.id)["Mounts"]
+        proc.communicate(timeout=60)
+    (target,) = json.loads((tmp_path / "r.json").read_text())["targets"]
+    assert proc.returncode == 2 and any("writable layer and volumes" in e for e in target["errors"]), target
+    (volume,) = [m["Name"] for m in mounts if m["Type"] == "volume" and m["Destination"] == "/data"]
+    assert volume not in {v.name for v in docker_client.volumes.list()}, "the scan left its anonymous volume behind"
+    assert labelled(docker_client, proc.pid) == ([], [])
