@@ -86,7 +86,7 @@ class HelperAgent:
         if self.cid is None:
             raise CollectError("the helper container is gone")
         try:
-            code, out, err = self.engine.exec(self.cid, ["python3", "-c", self._source, MARKER, *args], user="0",
+            code, out, err = self.engine.exec(self.cid, ["python3", "-I", "-S", "-c", self._source, MARKER, *args], user="0",
                                               timeout=timeout)
         except EngineGone:
             raise
