@@ -86,8 +86,8 @@ class HelperAgent:
         if self.cid is None:
             raise CollectError("the helper container is gone")
         try:
-            code, out, err = self.engine.exec(self.cid, ["python3", "-I", "-S", "-c", self._source, MARKER, *args], user="0",
-                                              timeout=timeout)
+            argv = ["python3", "-I", "-S", "-c", self._source, MARKER, *args]
+            code, out, err = self.engine.exec(self.cid, argv, user="0", timeout=timeout)
         except EngineGone:
             raise
         except TargetError as exc:
