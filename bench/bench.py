@@ -1,6 +1,6 @@
 """Benchmark smtpgate against plain docker and nmap on the fixture images.
 
-    ./dev bench [--repeat N] [--images IMG ...]     (as root; installs nmap)
+    ./dev bench [--repeat N] [--images IMG ...] [--against DIR]    (as root; installs nmap)
 
 For each image, N times:
   (a) plain   `docker run -d --network none IMAGE` + `docker rm -f`
@@ -13,7 +13,8 @@ Then the VM fixture disks (fixtures/vm/build.sh, when built): `smtpgate scan
 --vm DISK --static` (offline) for each, and `smtpgate scan --vm DISK` (booted
 under qemu, 1.5-2 min each without KVM) for the first --vm-boot of them.
 Prints a table per image with the median and worst of each, the ratios b/a
-and c/b, smtpgate's peak RSS, and which ports each tool called SMTP. Not a
+and c/b, the median settle time smtpgate reported, smtpgate's peak RSS, and
+which ports each tool called SMTP. Not a
 test: the numbers depend on the machine; the closing notes quote them.
 """
 
@@ -45,7 +46,12 @@ def timed(fn) -> tuple[float, object]:
     return time.perf_counter() - start, out
 
 
-def smtpgate_cmd() -> list[str]:
+AGAINST: Path | None = None  # --against DIR: another checkout of smtpgate, timed beside this one
+
+
+def smtpgate_cmd(src: Path | None = None) -> list[str]:
+    if src is not None:  # another checkout's code, run by this interpreter (its dependencies are the same)
+        return ["env", f"PYTHONPATH={src}", sys.executable, "-m", "smtpgate"]
     venv = ROOT / ".venv" / "bin" / "smtpgate"
     return [str(venv)] if venv.exists() else [sys.executable, "-m", "smtpgate"]
 
@@ -55,13 +61,13 @@ def plain(image: str) -> None:
     sh("docker", "rm", "-f", cid)
 
 
-def scan(*args: str) -> tuple[int, dict, int]:
+def scan(*args: str, src: Path | None = None) -> tuple[int, dict, int]:
     """Exit code, JSON report, peak RSS in KiB (GNU time), of `smtpgate scan ARGS`."""
     with tempfile.TemporaryDirectory() as tmp:
         report = Path(tmp) / "r.json"
         rss = Path(tmp) / "rss"
         done = subprocess.run(
-            ["/usr/bin/time", "-o", str(rss), "-f", "%M", *smtpgate_cmd(), "scan", *args, "--json", str(report),
+            ["/usr/bin/time", "-o", str(rss), "-f", "%M", *smtpgate_cmd(src), "scan", *args, "--json", str(report),
              "-q"],
             capture_output=True, text=True,
         )
@@ -117,13 +123,17 @@ def stats(values: list[float]) -> tuple[float, float]:
 
 
 def bench_image(image: str, repeat: int, with_nmap: bool, static: bool) -> dict:
-    row: dict = {"image": image, "plain": [], "scan": [], "nmap": [], "static": [], "rss": 0}
+    row: dict = {"image": image, "plain": [], "scan": [], "nmap": [], "static": [], "settle": [], "rss": 0,
+                 "against": []}
     for _ in range(repeat):
         row["plain"].append(timed(lambda: plain(image))[0])
+        if AGAINST is not None:  # interleaved, so both see the same machine load
+            row["against"].append(timed(lambda: scan(image, src=AGAINST))[0])
         seconds, (code, report, rss) = timed(lambda: scan(image))
         row["scan"].append(seconds)
         row["rss"] = max(row["rss"], rss)
         row["code"], row["smtpgate_smtp"] = code, smtp_ports(report)
+        row["settle"] += [t["timings"]["settle"] for t in report.get("targets", []) if "settle" in t.get("timings", {})]
         if static:
             row["static"].append(timed(lambda: scan(image, "--static"))[0])
     if with_nmap:
@@ -142,7 +152,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--vm-boot", type=int, default=1, metavar="N",
                     help="boot this many VM fixture disks (default 1: postfix-all); 0 = offline VM scans only")
     ap.add_argument("--no-vm", action="store_true", help="no VM scans at all")
+    ap.add_argument("--against", type=Path, metavar="DIR",
+                    help="also time the scan of another checkout (e.g. /work/main), interleaved: column 'vs'")
     args = ap.parse_args(argv)
+    global AGAINST
+    AGAINST = args.against
     if os.geteuid() != 0:
         print("bench: run as root (./dev bench)", file=sys.stderr)
         return 2
@@ -152,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
     static = supports_static()
     rows = []
     print(f"{'image':40} {'plain a':>9} {'scan b':>9} {'b-a':>6} {'b/a':>5} {'nmap c':>8} {'c/b':>5} "
-          f"{'static':>7} {'rss MiB':>7}  smtp: smtpgate / nmap")
+          f"{'static':>7} {'settle':>6} {'vs':>6} {'rss MiB':>7}  smtp: smtpgate / nmap")
     for image in images:
         row = bench_image(image, args.repeat, with_nmap, static)
         rows.append(row)
@@ -160,8 +174,10 @@ def main(argv: list[str] | None = None) -> int:
         b, b_max = stats(row["scan"])
         c = stats(row["nmap"])[0] if row["nmap"] else float("nan")
         st = stats(row["static"])[0] if row["static"] else float("nan")
+        settle = stats(row["settle"])[0] if row["settle"] else float("nan")
+        vs = stats(row["against"])[0] if row["against"] else float("nan")
         print(f"{image.split('/')[-1]:40} {a:6.2f}/{a_max:<4.1f} {b:5.2f}/{b_max:<4.1f} {b - a:5.2f} {b / a:5.1f} "
-              f"{c:8.2f} {c / b:5.1f} {st:7.2f} {row['rss'] / 1024:7.1f}  "
+              f"{c:8.2f} {c / b:5.1f} {st:7.2f} {settle:6.2f} {vs:6.2f} {row['rss'] / 1024:7.1f}  "
               f"{sorted(row['smtpgate_smtp'])} / {sorted(row.get('nmap_smtp', []))}", flush=True)
     total_b = sum(statistics.median(r["scan"]) for r in rows)
     total_a = sum(statistics.median(r["plain"]) for r in rows)
@@ -171,6 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nmap {total_c:.1f} s; smtpgate/nmap = {total_b / total_c:.2f}")
     over = [statistics.median(r["scan"]) - statistics.median(r["plain"]) for r in rows]
     print(f"scan minus plain: median {statistics.median(over):.2f} s, worst {max(over):.2f} s")
+    if AGAINST is not None:
+        diff = [statistics.median(r["scan"]) - statistics.median(r["against"]) for r in rows]
+        print(f"scan minus {AGAINST}'s scan: median {statistics.median(diff):+.2f} s, per image "
+              + ", ".join(f"{r['image'].split('/')[-1]} {d:+.2f}" for r, d in zip(rows, diff)))
     sh("docker", "rm", "-f", *sh("docker", "ps", "-aq", "--filter", f"label={LABEL}").stdout.split(), check=False)
     disks = [] if args.no_vm else vm_disks()
     if disks:

@@ -143,6 +143,7 @@ def parser() -> argparse.ArgumentParser:
     init.add_argument("--boots-init", dest="boots_init", action="store_true", default=None,
                       help="judge as if the image boots an init system (default: decided from PID 1)")
     init.add_argument("--no-boots-init", dest="boots_init", action="store_false")
+    _deploy_arguments(scan)
     _vm_arguments(scan)
     scan.add_argument("-v", "--verbose", action="store_true", help="tracebacks for unexpected errors")
     clean = sub.add_parser("cleanup", help="remove containers and networks that crashed runs left (label smtpgate)")
@@ -158,8 +159,6 @@ def _terminate(signum: int, frame: Any) -> None:
 
 
 def _images(args: argparse.Namespace) -> list[str]:
-    from smtpgate.runner import shard
-
     images = list(args.images)
     if args.images_from:
         try:
@@ -167,16 +166,29 @@ def _images(args: argparse.Namespace) -> list[str]:
                 images += [ln.strip() for ln in fh if ln.strip() and not ln.lstrip().startswith("#")]
         except OSError as exc:
             raise SmtpgateError(f"cannot read --images-from {args.images_from}: {exc.strerror}") from exc
-    if not images and not args.vm:
-        raise SmtpgateError("no image to scan: name one or more, or use --images-from FILE (or --vm DISK)")
+    if not images and not args.vm and not args.compose and not args.k8s:
+        raise SmtpgateError("no image to scan: name one or more, or use --images-from FILE (or --vm DISK, "
+                            "--compose FILE, --k8s FILE)")
     if args.jobs < 1:
         raise SmtpgateError(f"--jobs {args.jobs}: must be at least 1")
+    return images
+
+
+def _specs(args: argparse.Namespace) -> list[Any]:
+    """Every workload container to scan: the images named (with the run options), the
+    Compose services and the Kubernetes containers; sharded as one list."""
+    from smtpgate.runner import shard
+    from smtpgate.workload.deploy import cli_specs, compose_specs, k8s_specs
+
+    specs = cli_specs(_images(args), args, os.environ)
+    specs += compose_specs(args, os.environ)
+    specs += k8s_specs(args)
     try:
-        chosen = shard(images, args.shard)
+        chosen = shard(specs, args.shard)
     except ValueError as exc:
         raise SmtpgateError(str(exc)) from None
-    if images and not chosen:
-        raise SmtpgateError(f"--shard {args.shard} selects none of the {len(images)} image(s): use fewer shards")
+    if specs and not chosen:
+        raise SmtpgateError(f"--shard {args.shard} selects none of the {len(specs)} target(s): use fewer shards")
     return chosen
 
 
@@ -184,37 +196,40 @@ def _scan_command(args: argparse.Namespace, argv: Sequence[str]) -> int:
     from smtpgate import gate
     from smtpgate.model import ScanResult, TargetInfo, exit_code
     from smtpgate.report import ReportMeta, run_exit_code
-    from smtpgate.runner import run_many
+    from smtpgate.workload.deploy import public_argv, scan_specs
+    from smtpgate.workload.results import scrubbed
 
     started = dt.datetime.now(dt.timezone.utc)
     results: list[ScanResult] = []
     run_errors: list[str] = []
     policy_source = args.policy or "default policy"
-    images: list[str] = []
+    specs: list[Any] = []
     try:
-        images = _images(args)
+        specs = _specs(args)
         policy = _policy(args.policy)
         opts = gate.ScanOptions(
             settle_window=args.settle_window, settle_quiet=max(2.0, args.settle_window),
             settle_fast=args.settle_fast, settle_timeout=args.settle_timeout,
             greeting_timeout=args.greeting_timeout, boots_init=args.boots_init,
         )
-        if args.static and images:  # images judged from their filesystem and config only: nothing runs
-            from smtpgate.staticgate import scan_static
-
-            results = [scan_static(ref, policy, opts, pull=args.pull) for ref in images]
-        else:
-            results = run_many(images, lambda ref: _target(ref, args), policy, opts, jobs=args.jobs) if images else []
+        if specs:  # with --static, judged from their filesystem and config only: nothing runs
+            results = scan_specs(specs, lambda spec: _target(spec, args),
+                                 lambda spec: _scan_static(spec, policy, opts, args), policy, opts, args)
         _scan_vms(args, policy, opts, results)
     except (Exception, KeyboardInterrupt) as exc:  # noqa: BLE001 - reports on every path, then exit 2
         message = _run_error(exc, args)
         run_errors.append(message)
         done = {r.target.ref for r in results}
-        for ref in [i for i in (images or args.images) if i not in done]:
-            results.append(ScanResult(target=TargetInfo(kind="image", ref=ref), errors=(message,)))
+        for spec in [s for s in specs if s.label not in done]:
+            results.append(ScanResult(target=spec.target_info(), errors=(message,)))
+        if not specs:
+            results += [ScanResult(target=TargetInfo(kind="image", ref=ref), errors=(message,))
+                        for ref in args.images if ref not in done]
+    secrets = sorted({v for s in specs for v in s.secrets()}, key=len, reverse=True)
+    results, run_errors = scrubbed(results, secrets), scrubbed(run_errors, secrets)
     code = EXIT_ERROR if run_errors else exit_code(results)
-    meta = ReportMeta(started_at=started, command_line=tuple(argv), policy_source=policy_source,
-                      errors=tuple(run_errors), exit_code=code)
+    meta = ReportMeta(started_at=started, command_line=public_argv(argv, secrets, args.show_env),
+                      policy_source=policy_source, errors=tuple(run_errors), exit_code=code)
     return _report(args, results, meta, run_exit_code(results, meta))
 
 
@@ -229,23 +244,68 @@ def _run_error(exc: BaseException, args: argparse.Namespace) -> str:
 
 
 def _policy(path: str | None) -> Any:
+    """The policy; its software ids must be ones smtpgate knows (a typo would approve nothing)."""
+    from smtpgate import software
     from smtpgate.policy import default_policy, load_policy
 
-    return load_policy(path) if path else default_policy()
+    known = {m.id for m in software.all_mtas()} | {"unknown"}  # "unknown": an SMTP server no entry names
+    return load_policy(path, known_software=known) if path else default_policy()
 
 
-def _target(ref: str, args: argparse.Namespace) -> Any:
-    from smtpgate.targets.docker import DockerImageTarget
+def _target(spec: Any, args: argparse.Namespace) -> Any:
+    from smtpgate.targets import TargetOptions, make_target
 
-    if ref.startswith("ssh://"):  # a live host, inspected in place over SSH
-        from smtpgate.targets.ssh import SshHostTarget, parse_ssh_url
+    options = TargetOptions(pull=args.pull, memory=args.memory, pids=args.pids, cpus=args.cpus,
+                            disk_limit=args.disk_limit, read_only=args.read_only, network=args.network,
+                            method=args.method, helper_image=args.helper_image, ssh_key=args.ssh_key,
+                            ssh_known_hosts=args.ssh_known_hosts, spec=spec)
+    return make_target(spec.image, options)
 
-        endpoint = replace(parse_ssh_url(ref), identity=args.ssh_key, known_hosts=args.ssh_known_hosts)
-        return SshHostTarget(endpoint)
 
-    return DockerImageTarget(ref, pull=args.pull, memory=args.memory, pids=args.pids, cpus=args.cpus,
-                             disk_limit=args.disk_limit, read_only=args.read_only, network=args.network,
-                             method=args.method, helper_image=args.helper_image)
+def _scan_static(spec: Any, policy: Any, opts: Any, args: argparse.Namespace) -> Any:
+    """--static for one reference, by its kind: images are read from the engine; a live
+    ssh:// host has no image to read (it is inspected in place without --static)."""
+    from smtpgate.model import ScanResult, TargetInfo
+    from smtpgate.staticgate import scan_static
+    from smtpgate.targets import kind_of
+
+    ref = spec.image
+    try:
+        kind = kind_of(ref)
+    except SmtpgateError as exc:
+        return ScanResult(target=TargetInfo(kind="unknown", ref=ref), errors=(str(exc),), method="static")
+    if kind != "image":
+        return ScanResult(target=TargetInfo(kind="host", ref=ref), method="static", errors=(
+            f"--static reads image filesystems and VM disks; {ref} is a live host, inspected in place: "
+            "scan it without --static",))
+    return scan_static(ref, policy, opts, pull=args.pull, spec=spec)
+
+
+def _deploy_arguments(scan: argparse.ArgumentParser) -> None:
+    run = scan.add_argument_group(
+        "scan what you deploy (values of --env, --env-file and manifest env are shown as KEY=*** in every report)")
+    run.add_argument("--env", "-e", action="append", default=[], metavar="KEY=VALUE",
+                     help="set a variable, like docker run -e (KEY alone: its value from this environment)")
+    run.add_argument("--env-file", action="append", default=[], metavar="FILE", help="variables from FILE "
+                     "(Docker's format: KEY=VALUE lines, taken literally)")
+    run.add_argument("--entrypoint", metavar="CMD", help="override the image's ENTRYPOINT (and drop its CMD), "
+                     "like docker run --entrypoint; '' resets it")
+    run.add_argument("--user", "-u", metavar="USER[:GROUP]", help="run as this user")
+    run.add_argument("--workdir", "-w", metavar="DIR", help="working directory inside the container")
+    run.add_argument("--mount", action="append", default=[], metavar="SRC:DST",
+                     help="bind a host file or directory read-only (nothing else is accepted)")
+    run.add_argument("--show-env", action="store_true", help="show variable values in reports (not secrets!)")
+    run.add_argument("--compose", action="append", default=[], metavar="FILE",
+                     help="scan the services of a Compose file (each service with an image:)")
+    run.add_argument("--service", action="append", default=[], metavar="NAME",
+                     help="with --compose: only this service (repeatable)")
+    run.add_argument("--profile", action="append", default=[], metavar="NAME",
+                     help="with --compose: enable this profile (also COMPOSE_PROFILES)")
+    run.add_argument("--compose-build", action="store_true",
+                     help="with --compose: build services that have only build: with the engine")
+    run.add_argument("--k8s", action="append", default=[], metavar="FILE|DIR|-",
+                     help="scan every container of the Kubernetes manifests (multi-document YAML; '-': stdin, "
+                     "e.g. helm template ... | smtpgate scan --k8s -)")
 
 
 def _vm_arguments(scan: argparse.ArgumentParser) -> None:
@@ -324,13 +384,16 @@ def _cleanup_command(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Parse argv, run the command, return the exit code (never raises)."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    given, command = _split_command(argv)
     try:
-        args = parser().parse_args(argv)
+        args = parser().parse_args(given)
     except SystemExit as exc:  # argparse: --help/--version (0) or a usage error (2)
         return 0 if exc.code in (0, None) else EXIT_ERROR
     if args.command is None:
         parser().print_help(sys.stderr)
         return EXIT_ERROR
+    if args.command == "scan":
+        args.run_command = command
     old = signal.signal(signal.SIGTERM, _terminate)
     try:
         if args.command == "cleanup":
@@ -347,6 +410,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_ERROR
     finally:
         signal.signal(signal.SIGTERM, old)
+
+
+def _split_command(argv: list[str]) -> tuple[list[str], list[str] | None]:
+    """`scan IMAGE -- postfix start-fg`: what follows `--` is the command the image runs."""
+    if "--" not in argv or argv[:1] != ["scan"]:
+        return argv, None
+    at = argv.index("--")
+    return argv[:at], argv[at + 1:]
 
 
 def _internal_error(exc: BaseException, args: argparse.Namespace) -> None:

@@ -19,6 +19,10 @@ class PolicyError(SmtpgateError):
     """The policy file is missing, unreadable or invalid (message names file:line)."""
 
 
+class WorkloadError(SmtpgateError):
+    """Run options, a Compose file or a Kubernetes manifest are invalid (names file:line or the node's path)."""
+
+
 class ReportError(SmtpgateError):
     """A report could not be written."""
 

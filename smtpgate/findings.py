@@ -37,7 +37,7 @@ def _smtp_listeners(
     listeners: Iterable[Listener], probes: dict[tuple[str, int], SmtpProbe]
 ) -> list[tuple[Listener, SmtpProbe | None, str]]:
     """(listener, probe, how) for every listener judged to be SMTP/LMTP."""
-    chosen = []
+    chosen: list[tuple[Listener, SmtpProbe | None, str]] = []
     for listener in listeners:
         probe = probes.get(listener.key)
         if probe is not None and probe.speaks_smtp:
@@ -62,7 +62,7 @@ def listening_findings(listeners: Iterable[Listener], probes: Iterable[SmtpProbe
     """Findings with state LISTENING, one per service."""
     by_key = {(p.address, p.port): p for p in probes}
     groups: dict[tuple, list[tuple[Listener, SmtpProbe | None, str]]] = {}
-    identities = {}
+    identities: dict[tuple, software.Software] = {}
     for listener, probe, how in _smtp_listeners(listeners, by_key):
         ident = software.identify(probe.greeting if probe else "", probe.ehlo if probe else (), listener.process)
         key = _group_key(listener, ident.id)

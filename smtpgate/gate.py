@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -11,8 +12,8 @@ from smtpgate.collect import observe, parked
 from smtpgate.collect.observe import Snapshot
 from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.findings import listening_findings
-from smtpgate.model import Judged, Listener, Process, Protocol, ScanResult, SmtpProbe, TargetInfo
-from smtpgate.static import merge
+from smtpgate.model import Listener, Process, Protocol, ScanResult, SmtpProbe
+from smtpgate.scan import Evidence, judge
 from smtpgate.staticgate import StaticEvidence
 from smtpgate.targets.interface import Target
 
@@ -33,6 +34,7 @@ class ScanOptions:
     settle_timeout: float = 30.0  # upper bound of the wait
     busy_after: float = 20.0  # after this, busy (CPU, runnable) processes no longer delay settling
     wait_after: float = 8.0  # after this, a sleep/wait-for-it process or unopened EXPOSEd ports no longer do
+    churn_window: float = 2.0  # a process came, went or exec'd this recently: start-up is still going on
     settle_fast: float = 0.3  # settled this soon when every thread is parked (0: never early)
     long_wait: float = 5.0  # a thread's timer this long is a periodic tick, not a start-up step
     poll: float = 0.1
@@ -48,9 +50,12 @@ class _Settled:
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     exited: bool = False
+    still_starting: str = ""  # why start-up still looked unfinished when settling stopped watching
 
 
-def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> _Settled:
+def settle(
+    target: Target, opts: ScanOptions, exposed: tuple[int, ...] = (), late_start: bool = True,
+) -> _Settled:
     """Watch listeners until they stop changing (not a fixed sleep).
 
     Settled when the listener set has not changed for ``settle_window`` (or
@@ -64,6 +69,16 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     ``settle_timeout`` bounds it all. EXPOSEd ports that never listen are
     noted (images inherit EXPOSE lines from their bases).
 
+    Late starters (_Starting): while an EXPOSEd port does not listen yet (or
+    the image EXPOSEs nothing, so nothing says what is still to come) and
+    start-up is visibly going on -- processes coming and going (a loop of
+    ``sleep 1``, config generation), a sleep that ends before the timeout,
+    CPU use -- the wait goes on up to ``settle_timeout``: all-in-one images
+    prepare for 10-20 s, then ``supervisorctl start postfix``. An idle image
+    (nothing new, nothing sleeping briefly, no CPU) is not held by it. Only
+    for targets started by the scan (``late_start``): a booted VM or a live
+    host always has processes coming and going (cron, our own SSH commands).
+
     Sooner, after ``settle_fast``, when the target can show that every thread
     stayed parked (smtpgate.collect.parked, _Quiet): nothing changed, nothing
     ran, and every thread waits for a connection, a child, a long timer, or a
@@ -73,10 +88,11 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
     """
     start = time.monotonic()
     last_keys: tuple | None = None
-    since = start
+    since = listeners_since = start
     cpu_mark = (start, 0.0)
     snap = Snapshot((), ())
     quiet = _Quiet(target, opts, exposed)
+    starting = _Starting(opts, start, exposed, late_start)
     was_unfired = False
     while True:
         now = time.monotonic()
@@ -87,26 +103,90 @@ def settle(target: Target, opts: ScanOptions, exposed: tuple[int, ...] = ()) -> 
         keys = snap.fingerprint[0]
         if keys != last_keys:
             last_keys, since, cpu_mark = keys, now, (now, snap.cpu_seconds)
+            listeners_since = now
         window = opts.settle_window if snap.listeners else opts.settle_quiet
         waited = now - start
-        if quiet.parked(snap, now, waited, state.health) and not _short_waits(snap, opts):
+        late = starting.look(snap, now, cpu_mark)
+        if quiet.parked(snap, now, waited, state.health) and not _short_waits(snap, opts) \
+                and not starting.sleeping:
             how = " (every thread waiting for connections, a child, or a timer)"
-            return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health, opts, how))
+            return _settled(snap, waited, exposed, state.health, opts, how)
         if was_unfired and not quiet.unfired:
             since = max(since, now - window / 2)  # a timer just fired: what it did shows at the next looks
         was_unfired = quiet.unfired
         stable = now - since >= window
         timer_pending = quiet.unfired and waited < opts.wait_after
-        if stable and (timer_pending or _starting_up(snap, cpu_mark, now, exposed, waited, opts)):
+        if stable and (timer_pending or late or _starting_up(snap, cpu_mark, now, exposed, waited, opts)):
             cpu_mark = (now, snap.cpu_seconds)  # measure the next window afresh
             since = now - window / 2
             stable = False
         health_wait = state.health == "starting" and now - since < 5 * window
         if stable and not health_wait:
-            return _Settled(snap, notes=_settled_notes(snap, waited, exposed, state.health, opts))
+            return _settled(snap, waited, exposed, state.health, opts)  # `late` was False: start-up looks over
         if waited >= opts.settle_timeout:
-            return _timed_out(snap, opts, stable, state.health == "starting")
+            unchanged = now - listeners_since >= window  # held for start-up is not "still changing"
+            return _timed_out(snap, opts, unchanged, state.health == "starting", exposed, starting.reason)
         time.sleep(opts.poll)
+
+
+class _Starting:
+    """Is start-up visibly still going on, while something may still open?
+
+    Pending: an EXPOSEd port does not listen yet, or the image EXPOSEs
+    nothing (then nothing says what is still to come). Still going on: a
+    process came, went or exec'd (its name changed; a command line rewritten
+    in place, Sidekiq's "[0 of 10 busy]", is not start-up) within
+    ``churn_window`` (a loop of ``sleep
+    1`` makes a new sleep every second; config generation runs sed, openssl,
+    postconf), a sleep or wait-for-it that ends before ``settle_timeout`` runs
+    (``sleep 15; supervisorctl start postfix``), or the processes used CPU.
+    These are what every start script shows, whatever command it ends in
+    (``supervisorctl start``, ``s6-svc -u``, ``sv up``, ``service x start``,
+    ``postfix start``): no command is recognised by name. Supervisors
+    retrying a program spawn it again, which is churn too. The first look
+    is the baseline: the processes found at start are not churn.
+    """
+
+    def __init__(self, opts: ScanOptions, start: float, exposed: tuple[int, ...], active: bool = True):
+        self.opts, self.start, self.exposed, self.active = opts, start, set(exposed), active
+        self.processes: frozenset | None = None
+        self.changed = -math.inf  # when a process last came, went or exec'd
+        self.first_seen: dict[tuple[int, str], float] = {}  # waiter (pid, name): when first seen
+        self.reason = ""  # why start-up looks unfinished at the last look ("": it does not, or nothing pending)
+        self.sleeping = False  # a pending port and a sleep that ends before the timeout: no early way out
+
+    def look(self, snap: Snapshot, now: float, cpu_mark: tuple[float, float]) -> bool:
+        """True while something may still open and start-up is visibly going on."""
+        processes = frozenset((p.pid, p.name) for p in snap.processes)  # not the command line: set-proctitle
+        if self.processes is not None and processes != self.processes:
+            self.changed = now
+        self.processes = processes
+        listening = {li.port for li in snap.listeners}
+        pending = self.active and (not self.exposed or bool(self.exposed - listening))
+        sleeps = self._outlastable(snap, now)
+        self.reason = _joined([
+            *(["processes still coming and going"] if now - self.changed < self.opts.churn_window else []),
+            *([f"waiting on purpose: {', '.join(sleeps)}"] if sleeps else []),
+            *(["CPU in use"] if _cpu_busy(snap, cpu_mark, now) else []),
+        ]) if pending else ""
+        self.sleeping = pending and bool(sleeps)
+        return bool(self.reason)
+
+    def _outlastable(self, snap: Snapshot, now: float) -> list[str]:
+        """Sleeps and wait-for-its that end (at the latest: their length after
+        they were first seen) before ``settle_timeout``; wait-for-it's length
+        is not known, so it always counts."""
+        seen = {(w.pid, w.name) for w in snap.waiting}
+        self.first_seen = {k: v for k, v in self.first_seen.items() if k in seen}
+        ends_by = self.start + self.opts.settle_timeout
+        names = []
+        for w in snap.waiting:
+            first = self.first_seen.setdefault((w.pid, w.name), now)
+            ends = first + (w.seconds if w.seconds is not None else 0.0)
+            overdue = w.seconds is not None and now > ends + self.opts.churn_window  # stopped, or not what it says
+            if w.seconds is None or (ends <= ends_by and not overdue):
+                names.append(w.name)
+        return sorted(set(names))
 
 
 class _Quiet:
@@ -177,7 +257,7 @@ class _Quiet:
     def _ask(method, *args):
         try:
             return method(*args)
-        except Exception:  # noqa: BLE001 - an early way out only; the window still applies
+        except (SmtpgateError, OSError):  # an early way out only; the window still applies
             return None
 
 
@@ -189,14 +269,22 @@ def _starting_up(
     (a JVM binding late); purposeful waits and unopened EXPOSEd ports for
     ``wait_after`` (``sleep infinity`` keep-alives and inherited EXPOSE lines
     would otherwise cost every such image the whole wait)."""
-    if waited < opts.busy_after:
-        cpu_busy = (snap.cpu_seconds - cpu_mark[1]) > 0.25 * max(now - cpu_mark[0], 1e-3)
-        if cpu_busy or snap.runnable > 0:
-            return True
+    if waited < opts.busy_after and _cpu_busy(snap, cpu_mark, now):
+        return True
     if waited < opts.wait_after:
         none_exposed = bool(exposed) and not ({li.port for li in snap.listeners} & set(exposed))
         return bool(_short_waits(snap, opts)) or none_exposed
     return False
+
+
+def _cpu_busy(snap: Snapshot, cpu_mark: tuple[float, float], now: float) -> bool:
+    """Over a quarter of a core since the mark, or a process wanting CPU now."""
+    used = snap.cpu_seconds - cpu_mark[1]
+    return used > 0.25 * max(now - cpu_mark[0], 1e-3) or snap.runnable > 0
+
+
+def _joined(parts: list[str]) -> str:
+    return "; ".join(parts)
 
 
 def _short_waits(snap: Snapshot, opts: ScanOptions) -> list[str]:
@@ -210,12 +298,29 @@ def _long_waits(snap: Snapshot, opts: ScanOptions) -> list[str]:
     return [w.name for w in snap.waiting if w.seconds is not None and w.seconds > opts.wait_after and w.pid != 1]
 
 
+def _settled(
+    snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None, opts: ScanOptions, how: str = "",
+) -> _Settled:
+    return _Settled(snap, notes=_settled_notes(snap, waited, exposed, health, opts, how))
+
+
+def _unfinished_note(reason: str, limit: str) -> str:
+    return (f"start-up was still going on after {limit} ({reason}): whatever the image starts later was not "
+            "seen running (the static evidence reads the image's command and services)")
+
+
+def _missing(snap: Snapshot, exposed: tuple[int, ...], shown: int = 12) -> list[str]:
+    """EXPOSEd ports not listening, for a note (an EXPOSEd range: the first ones, and how many more)."""
+    listening = {li.port for li in snap.listeners}
+    missing = [str(p) for p in exposed if p not in listening]
+    return missing[:shown] + ([f"and {len(missing) - shown} more"] if len(missing) > shown else [])
+
+
 def _settled_notes(
     snap: Snapshot, waited: float, exposed: tuple[int, ...], health: str | None, opts: ScanOptions, how: str = "",
 ) -> list[str]:
     notes = [f"settled after {waited:.1f} s{how}"]
-    missing = [str(p) for p in exposed if p not in {li.port for li in snap.listeners}]
-    if missing:
+    if missing := _missing(snap, exposed):
         notes.append(f"EXPOSEd port(s) {', '.join(missing)} not listening when settled")
     if short := _short_waits(snap, opts):
         notes.append(f"still waiting on purpose when settled: {', '.join(sorted(set(short)))}")
@@ -233,13 +338,23 @@ def _exited(snap: Snapshot, state: Any, waited: float) -> _Settled:
     return _Settled(snap, errors=[msg], exited=True)
 
 
-def _timed_out(snap: Snapshot, opts: ScanOptions, stable: bool, starting: bool) -> _Settled:
-    out = _Settled(snap)
+def _timed_out(
+    snap: Snapshot, opts: ScanOptions, stable: bool, starting: bool, exposed: tuple[int, ...] = (),
+    still_starting: str = "",
+) -> _Settled:
+    out = _Settled(snap, still_starting=still_starting)
     limit = f"--settle-timeout {opts.settle_timeout:g} s"
+    out.notes.append(f"stopped watching after {limit}")
     if not stable:
         out.errors.append(f"listening sockets were still changing after {limit}; inspected as they were")
     if starting:
         out.notes.append(f"the HEALTHCHECK still said 'starting' after {limit}")
+    if missing := _missing(snap, exposed):
+        out.notes.append(f"EXPOSEd port(s) {', '.join(missing)} not listening after {limit}")
+    if short := _short_waits(snap, opts):
+        out.notes.append(f"still waiting on purpose after {limit}: {', '.join(sorted(set(short)))}")
+    if still_starting:
+        out.notes.append(_unfinished_note(still_starting, limit))
     return out
 
 
@@ -260,12 +375,11 @@ def _not_probed(listeners: tuple[Listener, ...], why: str) -> list[SmtpProbe]:
 
 def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     """Settle, collect, probe and judge a started target."""
-    from smtpgate.policy import evaluate
-
     timings: dict[str, float] = {}
     static = StaticEvidence(target) if opts.static_evidence else None  # a thread, beside settling
     t0 = time.monotonic()
-    settled = settle(target, opts, _exposed(target))
+    exposed = tuple(target.exposed_tcp_ports)
+    settled = settle(target, opts, exposed, late_start=target.info.kind == "image")
     timings["settle"] = time.monotonic() - t0
     snap = settled.snapshot
     errors, notes = list(settled.errors), list(settled.notes)
@@ -279,33 +393,16 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
         errors.extend(_gone_while_probed(target))
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
-    findings = listening_findings(snap.listeners, probes)
+    findings = target.complete_findings(listening_findings(snap.listeners, probes))
+    facts = None
     if static is not None:
-        facts, static_notes = static.result()
-        findings = merge(findings, facts)
-        notes.extend(static_notes)
+        facts, static_errors = static.result()
+        errors.extend(static_errors)
         timings["static"] = static.seconds
-    complete = getattr(target, "complete_findings", None)  # VMs/hosts: enabled units, installed packages
-    if complete is not None:
-        findings = complete(findings)
-    judged: list[Judged] = [evaluate(policy, f, boots_init=init, today=opts.today) for f in findings]
-    _unjudged_errors(snap.listeners, probes, findings, errors)
-    info: TargetInfo = replace(target.info, pid1=pid1, boots_init=init)
-    return ScanResult(
-        target=info,
-        listeners=snap.listeners,
-        probes=tuple(probes),
-        judged=tuple(judged),
-        errors=tuple(errors),
-        notes=tuple(target.notes + notes),
-        method=target.method,
-        timings=timings,
-    )
-
-
-def _exposed(target: Target) -> tuple[int, ...]:
-    ports = getattr(target, "exposed_tcp_ports", ())
-    return tuple(ports)
+    evidence = Evidence(findings=tuple(findings), static=facts, listeners=snap.listeners, probes=tuple(probes),
+                        errors=tuple(errors), notes=tuple(target.notes + notes), method=target.method,
+                        timings=timings, exposed=exposed, still_starting=settled.still_starting)
+    return judge(replace(target.info, pid1=pid1, boots_init=init), evidence, policy, today=opts.today)
 
 
 def _probe(target: Target, snap: Snapshot, opts: ScanOptions, exited: bool) -> list[SmtpProbe]:
@@ -331,16 +428,6 @@ def _gone_while_probed(target: Target) -> list[str]:
         return []
     return [f"the target stopped while it was probed (exit code {state.exit_code}); the probe results may be "
             "incomplete"]
-
-
-def _unjudged_errors(listeners, probes, findings, errors: list[str]) -> None:
-    """A listener we could not speak to and could not identify is undecided."""
-    in_findings = {li.key for f in findings for li in f.listeners}
-    for probe in probes:
-        undecided = probe.protocol in (Protocol.NOT_PROBED, Protocol.UNREACHABLE, Protocol.SILENT)
-        if undecided and (probe.address, probe.port) not in in_findings:
-            hint = " (raise --greeting-timeout if it greets late)" if probe.protocol is Protocol.SILENT else ""
-            errors.append(f"could not tell whether [{probe.address}]:{probe.port} speaks SMTP: {probe.detail}{hint}")
 
 
 def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:

@@ -204,6 +204,18 @@ class TargetInfo:
     user: str | None = None
     pid1: Process | None = None
     boots_init: bool = False
+    # A workload container (Compose service, Kubernetes container): then `ref` is its
+    # name ("compose.yaml#web", "Deployment/web#app") and `image` the image it runs.
+    image: str | None = None
+    workload: str | None = None
+    source: str | None = None  # the manifest file
+    line: int | None = None  # the line of the container's `image:` in it
+    env: tuple[str, ...] = ()  # what the deployment sets, "KEY=***" unless --show-env
+
+    @property
+    def image_ref(self) -> str:
+        """The image reference (the ref itself for a plain image scan)."""
+        return self.image or self.ref
 
 
 @dataclass(frozen=True)
@@ -218,6 +230,15 @@ class ScanResult:
     notes: tuple[str, ...] = ()  # how it was inspected, what was odd
     method: str = ""  # "host-netns", "helper", "exec", ...
     timings: dict[str, float] = field(default_factory=dict, hash=False, compare=False)
+    exposed: tuple[int, ...] = ()  # TCP ports the image EXPOSEs (runtime scans of images)
+    still_starting: str = ""  # why start-up still looked unfinished when the scan stopped watching
+
+    @property
+    def exposed_not_listening(self) -> tuple[int, ...]:
+        """EXPOSEd ports that did not listen when the scan looked: a service the
+        image declares was not seen (it starts later, or the line is inherited)."""
+        listening = {li.port for li in self.listeners}
+        return tuple(sorted({p for p in self.exposed if p not in listening}))
 
     @property
     def violations(self) -> tuple[Judged, ...]:

@@ -12,14 +12,17 @@ from __future__ import annotations
 import concurrent.futures as cf
 import threading
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from smtpgate import gate
+from smtpgate.errors import SmtpgateError
 from smtpgate.model import ScanResult
 from smtpgate.targets.interface import Target
 
+T = TypeVar("T")
 
-def shard(items: Sequence[str], spec: str | None) -> list[str]:
+
+def shard(items: Sequence[T], spec: str | None) -> list[T]:
     """``K/N``: every N-th item starting at the K-th (1-based), in input order;
     the same list and spec always give the same slice, and the N slices
     partition the list."""
@@ -61,12 +64,12 @@ class _Active:
         for target in targets:
             try:
                 target.stop()
-            except Exception:  # noqa: BLE001 - best effort; the worker stops it again
+            except SmtpgateError:  # best effort; the worker stops it again and reports it
                 pass
 
 
 def run_many(
-    refs: Sequence[str], make_target: Callable[[str], Target], policy: Any, opts: gate.ScanOptions, jobs: int = 1
+    refs: Sequence[T], make_target: Callable[[T], Target], policy: Any, opts: gate.ScanOptions, jobs: int = 1
 ) -> list[ScanResult]:
     """Scan every ref with at most ``jobs`` at a time; results in input order."""
     if jobs <= 1 or len(refs) <= 1:

@@ -21,61 +21,55 @@ from typing import Any
 from smtpgate.engines import Image
 from smtpgate.errors import Interrupted, SmtpgateError
 from smtpgate.model import ScanResult, TargetInfo
-from smtpgate.static import StaticFacts, analyse, image_config, image_filesystem, static_findings
+from smtpgate.scan import Evidence, judge
+from smtpgate.static import FsLimits, StaticFacts, analyse, image_config, image_filesystem
 
 BLIND_SPOT = ("static analysis only: SMTP servers that are not known software (custom code, a binary smtpgate "
               "does not know) are found only by a normal scan")
 
 
-def image_facts(engine: Any, image: Image, boots_init: bool | None = None,
-                layers: list[str] | None = None) -> StaticFacts:
-    """Analyse an image's filesystem and config, never running it (``layers``: a
-    running container's layer directories, when the engine's inspect names none)."""
+def image_facts(engine: Any, image: Image, boots_init: bool | None = None, limits: FsLimits | None = None,
+                spec: Any = None, layers: list[str] | None = None) -> StaticFacts:
+    """Analyse an image's filesystem and config, never running it; with a `RunSpec`,
+    the config is the one the deployment runs (its entrypoint, command, env);
+    ``layers``: a running container's layer directories, for engines whose image
+    inspect names none."""
     config = image_config(image.attrs)
-    with image_filesystem(engine, image.id, config=config, layers=layers) as fs:
+    if spec is not None:
+        config = spec.effective(config)
+    with image_filesystem(engine, image.id, limits, config=config, layers=layers) as fs:
         return analyse(fs, image_config=config, boots_init=boots_init)
 
 
-def problem_notes(facts: StaticFacts) -> list[str]:
-    return [f"static: {p}" for p in facts.problems[:50]] + (
-        [f"static: {len(facts.problems) - 50} more problem(s) not shown"] if len(facts.problems) > 50 else [])
-
-
-def incomplete_error(facts: StaticFacts) -> list[str]:
-    if facts.complete:
-        return []
-    return [f"the filesystem of {facts.source} could not be read completely (a size or entry limit was hit), "
-            "so what is enabled or installed may be missing"]
-
-
-def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None) -> ScanResult:
-    """Judge an image from static evidence only; every failure is an error in the result."""
+def scan_static(ref: str, policy: Any, opts: Any, *, pull: str = "missing", client: Any = None,
+                spec: Any = None) -> ScanResult:
+    """Judge an image from static evidence only; every failure is an error in the result.
+    With a `RunSpec` (smtpgate.workload), as that deployment runs it."""
     from smtpgate.engines import as_engine, connect
-    from smtpgate.policy import evaluate
 
     started = time.monotonic()
-    info = TargetInfo(kind="image", ref=ref)
+    info = spec.target_info() if spec is not None else TargetInfo(kind="image", ref=ref)
     try:
         engine = as_engine(client) if client is not None else connect()
         image = engine.get_or_pull(ref, pull)
         config = image_config(image.attrs)
-        info = TargetInfo(kind="image", ref=ref, image_id=image.id, digests=image.digests,
-                          entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
-        facts = image_facts(engine, image, opts.boots_init)
+        if spec is not None:
+            config = spec.effective(config)
+        info = replace(info, image_id=image.id, digests=image.digests,
+                       entrypoint=config.entrypoint, cmd=config.cmd, user=config.user or "root")
+        facts = image_facts(engine, image, opts.boots_init, spec=spec)
     except Interrupted:
         raise
     except SmtpgateError as exc:
-        return ScanResult(target=info, errors=(str(exc),), method="static",
-                          timings={"total": time.monotonic() - started})
+        return judge(info, Evidence(errors=(str(exc),), method="static",
+                                    timings={"total": time.monotonic() - started}), policy, today=opts.today)
     init = facts.boots_init
-    judged = tuple(evaluate(policy, f, boots_init=init, today=opts.today) for f in static_findings(facts))
     why = "as told (--boots-init/--no-boots-init)" if opts.boots_init is not None else (
         f"PID 1 would be {facts.init or 'unknown'}")
-    notes = [f"--static: judged from the image's filesystem and config ({facts.source}); no container was started",
-             *exported_note(facts),
-             f"boots an init system: {'yes' if init else 'no'} ({why})", BLIND_SPOT, *problem_notes(facts)]
-    return ScanResult(target=replace(info, boots_init=init), judged=judged, errors=tuple(incomplete_error(facts)),
-                      notes=tuple(notes), method="static", timings={"total": time.monotonic() - started})
+    notes = (f"--static: judged from the image's filesystem and config ({facts.source}); no container was started",
+             *exported_note(facts), f"boots an init system: {'yes' if init else 'no'} ({why})", BLIND_SPOT)
+    evidence = Evidence(static=facts, notes=notes, method="static", timings={"total": time.monotonic() - started})
+    return judge(replace(info, boots_init=init), evidence, policy, today=opts.today)
 
 
 def exported_note(facts: StaticFacts) -> list[str]:
@@ -88,39 +82,55 @@ def exported_note(facts: StaticFacts) -> list[str]:
 
 
 class StaticEvidence:
-    """Static analysis of a started image target, in a thread beside settling."""
+    """Static analysis of a started image target, in a thread beside settling.
 
-    def __init__(self, target: Any) -> None:
+    Its outcome is evidence like any other: facts, or an error of the scan
+    (the read failed, or did not end within its time budget). Never dropped
+    with a note: an image could otherwise flood its filesystem to hide what
+    its command starts after a long sleep."""
+
+    def __init__(self, target: Any, limits: FsLimits | None = None) -> None:
         self.facts: StaticFacts | None = None
         self.error: str | None = None
+        self.crash: BaseException | None = None  # an unexpected exception, raised again by result()
         self.seconds = 0.0
-        engine, image = getattr(target, "engine", None), getattr(target, "image", None)
+        self.limits = limits or FsLimits()
+        engine = target.image_engine()
+        image_id = target.info.image_id
         self._thread: threading.Thread | None = None
-        if engine is None or image is None or getattr(target.info, "kind", "") != "image":
+        self._spec = getattr(target, "spec", None)  # the deployment's command and env (smtpgate.workload)
+        if engine is None or not image_id or target.info.kind != "image":
             return
-        running = getattr(target, "running_layers", None)
-        self._thread = threading.Thread(target=self._run, args=(engine, image, running), name="smtpgate-static",
+        running = getattr(target, "running_layers", None)  # layers in place where the inspect names none
+        self._thread = threading.Thread(target=self._run, args=(engine, image_id, running), name="smtpgate-static",
                                         daemon=True)
+        self._started = time.monotonic()
         self._thread.start()
 
-    def _run(self, engine: Any, image: Image, running: Any) -> None:
+    def _run(self, engine: Any, image_id: str, running: Any) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(engine, image, layers=running() if running else None)
-        except Exception as exc:  # noqa: BLE001 - static evidence is extra: its failure is a note
+            self.facts = image_facts(engine, engine.image(image_id), limits=self.limits, spec=self._spec,
+                                     layers=running() if running else None)
+        except SmtpgateError as exc:
             self.error = f"static analysis of the image failed: {exc}"
+        except BaseException as exc:  # noqa: BLE001 - handed over: result() raises it
+            self.crash = exc
         self.seconds = time.monotonic() - started
 
-    def result(self, timeout: float = 120.0) -> tuple[StaticFacts | None, list[str]]:
-        """The facts (None when unavailable) and notes; waits for the thread."""
+    def result(self, timeout: float | None = None) -> tuple[StaticFacts | None, list[str]]:
+        """The facts (None when there are none) and the errors; waits for the thread
+        until `timeout` seconds after it started (default: the read's own time budget
+        and a margin: the engine's export stream may stall between two checks)."""
         if self._thread is None:
             return None, []
-        self._thread.join(timeout)
+        limit = self.limits.seconds + 15.0 if timeout is None else timeout
+        self._thread.join(max(0.0, self._started + limit - time.monotonic()))
         if self._thread.is_alive():
-            return None, [f"static analysis of the image did not finish within {timeout:g} s; not used"]
+            return None, [f"static analysis of the image did not finish within {limit:g} s, so what its "
+                          "command or services start is unknown"]
+        if self.crash is not None:
+            raise self.crash
         if self.facts is None:
             return None, [self.error or "static analysis of the image gave nothing"]
-        notes = problem_notes(self.facts)
-        if not self.facts.complete:
-            notes += [f"static: {e}" for e in incomplete_error(self.facts)]
-        return self.facts, notes
+        return self.facts, []

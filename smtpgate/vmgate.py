@@ -1,12 +1,14 @@
-"""Scans of VM disk images and live SSH hosts: boot (or log in), inspect, judge;
-or read a disk offline. Every result says which mode was used and why.
+"""Scans of VM disk images: boot, inspect, judge; or read the disk offline.
+Every result says which mode was used and why.
 
 - ``scan_vm``: boot with qemu and inspect over SSH (``method`` "qemu+ssh");
   ``--static`` reads the disk offline instead ("offline"); when the image
   cannot boot or cannot be entered, the disk is read offline as a fallback
   ("offline-fallback") with the boot failure and the serial console tail in
   the notes, unless the fallback is switched off (then exit 2 with them).
-- ``scan_ssh``: a live host, through the same inspection code, never stopped.
+
+Live ``ssh://`` hosts are targets like images (smtpgate.targets.TARGETS) and go
+through ``gate.scan``.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from typing import Any
 
 from smtpgate import gate
 from smtpgate.errors import Interrupted, SmtpgateError
-from smtpgate.model import Finding, ScanResult, TargetInfo
+from smtpgate.model import ScanResult, TargetInfo
+from smtpgate.scan import Evidence, judge
+from smtpgate.static import DirFS, StaticFacts, analyse
 from smtpgate.targets.disk import mounted_root
-from smtpgate.targets.ssh import SshHostTarget, parse_ssh_url
 from smtpgate.targets.vm import VmBootError, VmOptions, VmTarget
 
 
@@ -66,41 +69,25 @@ def _boot_and_inspect(image: str, policy: Any, opts: gate.ScanOptions, vm: VmOpt
 def scan_offline(image: str, policy: Any, opts: gate.ScanOptions, *, why: str, method: str = "offline",
                  extra_notes: tuple[str, ...] = ()) -> ScanResult:
     """Read the disk's root filesystem without booting; judge what is enabled/installed."""
-    from smtpgate.policy import evaluate
-
     info = TargetInfo(kind="vm", ref=image, boots_init=True)
     started = time.monotonic()
     notes = [why, *extra_notes]
     try:
         with mounted_root(image) as root:
             notes.extend(root.notes)
-            findings, more_notes, errors = static_scan(root.path)
+            facts = disk_facts(root.path)
     except Interrupted:
         raise
     except SmtpgateError as exc:
-        return ScanResult(target=info, errors=(f"offline reading failed: {exc}",), notes=tuple(notes), method=method,
+        failed = Evidence(errors=(f"offline reading failed: {exc}",), notes=tuple(notes), method=method,
                           timings={"offline": time.monotonic() - started})
-    notes.extend(more_notes)
-    judged = tuple(evaluate(policy, f, boots_init=True, today=opts.today) for f in findings)
-    return ScanResult(target=info, judged=judged, errors=tuple(errors), notes=tuple(notes), method=method,
-                      timings={"offline": time.monotonic() - started})
+        return judge(info, failed, policy, today=opts.today)
+    evidence = Evidence(static=facts, notes=tuple(notes), method=method,
+                        timings={"offline": time.monotonic() - started})
+    return judge(info, evidence, policy, today=opts.today)
 
 
-def static_scan(root: str) -> tuple[list[Finding], list[str], list[str]]:
-    """(findings, notes, errors) of the static readers on a mounted root."""
-    try:
-        from smtpgate.static import DirFS, analyse, static_findings
-    except ImportError as exc:
-        raise SmtpgateError(f"the static readers are not available in this build ({exc})") from exc
+def disk_facts(root: str) -> StaticFacts:
+    """The static readers on a mounted root (a VM boots its init: enabled means started)."""
     with DirFS(root) as fs:
-        facts = analyse(fs, boots_init=True)
-        problems = list(getattr(fs, "problems", []))
-    notes = [str(n) for n in getattr(facts, "notes", ())]
-    notes += [f"static: {p}" for p in (*getattr(facts, "problems", ()), *problems)]
-    errors = [str(e) for e in getattr(facts, "errors", ())]
-    return list(static_findings(facts)), notes, errors
-
-
-def scan_ssh(url: str, policy: Any, opts: gate.ScanOptions) -> ScanResult:
-    """A live host over SSH: inspected in place, never stopped."""
-    return gate.scan(SshHostTarget(parse_ssh_url(url)), policy, opts)
+        return analyse(fs, boots_init=True)

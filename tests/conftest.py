@@ -26,7 +26,7 @@ def docker_client():
     try:
         client = docker.from_env()
         client.ping()
-    except Exception as exc:  # noqa: BLE001
+    except docker.errors.DockerException as exc:
         pytest.fail(
             f"no Docker engine reachable ({exc}); start one (./dev setup) or set {SKIP_ENV}=1 to opt out",
             pytrace=False,

@@ -62,7 +62,7 @@ class NetnsDialler:
                     box["sock"] = socket.socket(family, kind, proto)
                 finally:
                     _setns(own)
-            except BaseException as exc:  # handed to the caller's thread
+            except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread, raised there
                 box["error"] = exc
             finally:
                 os.close(own)

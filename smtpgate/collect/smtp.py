@@ -90,7 +90,7 @@ class Channel:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter):
         self.reader, self.writer = reader, writer
         self.tls: ssl.SSLObject | None = None
-        self._in = self._out = None  # type: ignore[assignment]
+        self._in, self._out = ssl.MemoryBIO(), ssl.MemoryBIO()  # fresh ones for each handshake
         self.received = 0
 
     async def recv(self) -> bytes:

@@ -54,6 +54,9 @@ class ContainerSpec:
     read_only: bool = False
     tmpfs: dict[str, str] = field(default_factory=dict, hash=False)
     storage_size: int | None = None
+    # further create options in the Docker API's names, as smtpgate.workload.RunSpec.create_kwargs
+    # writes them (entrypoint, command, environment, user, working_dir, volumes, healthcheck); they win
+    sdk_options: dict[str, Any] = field(default_factory=dict, hash=False)
 
 
 @dataclass(frozen=True)
@@ -117,6 +120,11 @@ class Engine(abc.ABC):
     @abc.abstractmethod
     def create(self, spec: ContainerSpec) -> str:
         """Create (never start) a container; its id."""
+
+    @abc.abstractmethod
+    def build(self, context: str, tag: str, *, dockerfile: str | None = None, target: str | None = None,
+              buildargs: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> str:
+        """Build an image from a directory (a Compose service's ``build:``); its id."""
 
     @abc.abstractmethod
     def start(self, cid: str) -> None: ...

@@ -155,12 +155,26 @@ class DockerEngine(Engine):
             "storage_opt": {"size": str(spec.storage_size)} if spec.storage_size else None,
         }
         kwargs.update({k: v for k, v in optional.items() if v is not None})
+        kwargs.update(spec.sdk_options)
         if spec.network_disabled:
             kwargs["network_disabled"] = True
         if spec.read_only:
             kwargs["read_only"] = True
         with _calling(f"could not create container {spec.name}"):
             return str(self.client.containers.create(spec.image, **kwargs).id)
+
+    def build(self, context: str, tag: str, *, dockerfile: str | None = None, target: str | None = None,
+              buildargs: dict[str, str] | None = None, labels: dict[str, str] | None = None) -> str:
+        from docker.errors import BuildError
+
+        try:
+            with _calling(f"build {tag}"):
+                image, _ = self.client.images.build(path=context, tag=tag, dockerfile=dockerfile, target=target,
+                                                    buildargs=buildargs or None, labels=labels or {}, rm=True,
+                                                    forcerm=True)
+        except (BuildError, TypeError) as exc:  # the Dockerfile failed, or the SDK refused the arguments
+            raise EngineError(f"build {tag}: {_first_line(exc)}") from exc
+        return str(image.id)
 
     def start(self, cid: str) -> None:
         with _calling(f"could not start container {cid[:12]}"):

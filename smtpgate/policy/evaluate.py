@@ -8,7 +8,10 @@ whole. An expired approval never approves; the reason names it and its date.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
+import fnmatch
+import posixpath
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,8 +24,10 @@ from smtpgate.model import (
     Outcome,
     Protocol,
     State,
+    TargetInfo,
 )
 from smtpgate.policy.rules import Approval, Bind, Defaults, Policy, normal_ip
+from smtpgate.workload.k8s import POD_SPEC as WORKLOAD_KINDS
 
 RANK = {Outcome.PASS: 0, Outcome.WARN: 1, Outcome.FAIL: 2}
 SCOPE_WORDS = {
@@ -52,14 +57,24 @@ class Ruling:
 
 
 def evaluate(
-    policy: Policy, finding: Finding, *, boots_init: bool, today: datetime.date | None = None
+    policy: Policy,
+    finding: Finding,
+    *,
+    boots_init: bool,
+    today: datetime.date | None = None,
+    target: TargetInfo | None = None,
 ) -> Judged:
     """The policy's decision on `finding`, overall and per listener.
 
     `boots_init` says whether the target boots an init system (decides
-    `enabled: auto`); `today` defaults to the current UTC date.
+    `enabled: auto`); `today` defaults to the current UTC date; `target` is what
+    approvals scoped by `images:` and `workloads:` are matched against (an
+    approval scoped that way approves nothing without it).
     """
     day = today if today is not None else datetime.datetime.now(datetime.timezone.utc).date()
+    if any(a.images or a.workloads for a in policy.approvals):
+        scoped = tuple(a for a in policy.approvals if target_matches(a, target))
+        policy = dataclasses.replace(policy, approvals=scoped)
     if finding.state is not State.LISTENING or not finding.listeners:
         ruling = rule(policy, finding, finding.listeners, day, boots_init)
         return Judged(finding, decide(policy, finding, finding.listeners, ruling))
@@ -136,6 +151,27 @@ def matches(approval: Approval, finding: Finding, listeners: Sequence[Listener])
     if not listeners:
         return not approval.constrains_listeners
     return all(listener_matches(approval, li) for li in listeners)
+
+
+def target_matches(approval: Approval, target: TargetInfo | None) -> bool:
+    """`images:` globs match the image reference; `workloads:` globs match the workload
+    name (`Deployment/web#app`, `compose.yaml#relay`; for a Compose file the name with
+    the file's base name matches too, whatever directory it was named from)."""
+    if approval.images and (target is None or not _any_glob(approval.images, (target.image_ref,))):
+        return False
+    if not approval.workloads:
+        return True
+    if target is None or not target.workload:
+        return False
+    names = [target.workload]
+    path, hash_, rest = target.workload.rpartition("#")
+    if hash_ and "/" in path and path.split("/", 1)[0] not in WORKLOAD_KINDS:
+        names.append(f"{posixpath.basename(path)}#{rest}")
+    return _any_glob(approval.workloads, names)
+
+
+def _any_glob(globs: Sequence[str], names: Sequence[str]) -> bool:
+    return any(fnmatch.fnmatchcase(name, glob) for glob in globs for name in names)
 
 
 def listener_matches(approval: Approval, listener: Listener) -> bool:

@@ -52,6 +52,8 @@ class Approval:
     state: tuple[State, ...] = ()
     owner: str | None = None
     expires: datetime.date | None = None  # the last day it approves
+    images: tuple[str, ...] = ()  # globs on the image reference
+    workloads: tuple[str, ...] = ()  # globs on "Kind/name#container" or "file#service"
 
     def expired(self, today: datetime.date) -> bool:
         """True once `today` is after `expires` (the expiry date itself still approves)."""

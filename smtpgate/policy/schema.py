@@ -32,7 +32,7 @@ DEFAULT_CHOICES = {
     "installed": ("pass", "warn", "fail"),
     "lmtp": ("same", "pass", "warn", "fail"),
 }
-APPROVAL_KEYS = ("software", "ports", "bind", "state", "reason", "owner", "expires")
+APPROVAL_KEYS = ("software", "ports", "bind", "state", "reason", "owner", "expires", "images", "workloads")
 BIND_WORDS = tuple(scope.value for scope in BindScope)
 STATE_WORDS = tuple(state.value for state in State)
 
@@ -277,6 +277,8 @@ class _Reader:
             expires=self.date(fields["expires"], f"{where}.expires")
             if "expires" in fields
             else None,
+            images=self.items(get("images"), f"{where}.images", self.pattern),
+            workloads=self.items(get("workloads"), f"{where}.workloads", self.pattern),
         )
 
     def items(
@@ -311,12 +313,23 @@ class _Reader:
                 'digits and . _ + -, such as postfix or exim), or "*" for any',
             )
         if word != "*" and self.known is not None and word not in self.known:
+            hint = difflib.get_close_matches(word, sorted(self.known), n=1)
+            guess = f" (did you mean {hint[0]!r}?)" if hint else ""
             self.fail(
                 node,
                 where,
-                f"unknown software {node.value!r}; "
+                f"unknown software {node.value!r}{guess}; "
                 f'known: {", ".join(sorted(self.known))}, or "*" for any',
             )
+        return word
+
+    def pattern(self, node: Node, where: str) -> str:
+        """A glob (`*`, `?`, `[...]`) on an image reference or a workload name."""
+        word = self.word(node, where, "a name or glob such as 'registry.example/relay:*' or 'Deployment/mail#*'")
+        if not word.strip() or word != word.strip():
+            self.fail(node, where, f"{word!r}: a name or glob has no surrounding spaces and is not empty")
+        if word.count("[") != word.count("]"):
+            self.fail(node, where, f"{word!r}: unbalanced [ ] in the glob")
         return word
 
     def port(self, node: Node, where: str) -> int:

@@ -23,7 +23,8 @@ from smtpgate.report.sanitize import bounded, one_line
 
 DEFAULT_PATH = "Dockerfile"
 SEVERITY = {("SMTPGATE001", "error"): "critical", ("SMTPGATE002", "error"): "major",
-            ("SMTPGATE003", "error"): "major", ("SMTPGATE004", "error"): "major"}
+            ("SMTPGATE003", "error"): "major", ("SMTPGATE004", "error"): "major",
+            ("SMTPGATE005", "note"): "info", ("SMTPGATE006", "note"): "info"}
 FIELDS = ("description", "check_name", "fingerprint", "severity", "location")
 
 

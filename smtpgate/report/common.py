@@ -109,6 +109,38 @@ def _generic_remedy(name: str, ports: Sequence[int]) -> Remedy:
     )
 
 
+def exposed_caveat(result: ScanResult) -> str | None:
+    """EXPOSEd ports that did not listen, said next to the verdict: a pass with
+    an unexplained closed EXPOSE 25 must read as suspicious."""
+    ports = result.exposed_not_listening
+    if not ports:
+        return None
+    watched = result.timings.get("settle")
+    after = f" after {watched:.1f} s of watching" if isinstance(watched, (int, float)) else ""
+    return (f"EXPOSEd port(s) {port_list(ports)} never listened{after}: what the image declares there "
+            "was not seen running (it starts later, or the EXPOSE line is inherited from a base image); the "
+            "verdict rests on what did run and on the static evidence")
+
+
+def port_list(ports: Sequence[int], shown: int = 12) -> str:
+    """'25, 587' -- or, for an EXPOSEd range, the first ones and how many more."""
+    more = f" and {len(ports) - shown} more" if len(ports) > shown else ""
+    return ", ".join(map(str, ports[:shown])) + more
+
+
+def unfinished_caveat(result: ScanResult) -> str | None:
+    """Start-up still visibly going on when the scan stopped watching."""
+    if not result.still_starting:
+        return None
+    return (f"start-up was still going on when the scan stopped watching ({result.still_starting}): what the "
+            "image starts later was not seen running; raise --settle-timeout to watch longer")
+
+
+def caveats(result: ScanResult) -> list[str]:
+    """What a runtime scan could not vouch for, for every report to show beside the verdict."""
+    return [c for c in (exposed_caveat(result), unfinished_caveat(result)) if c]
+
+
 def tally(results: Sequence[ScanResult]) -> dict[str, int]:
     """How many targets passed, failed, could not be decided."""
     verdicts = [r.verdict for r in results]

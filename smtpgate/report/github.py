@@ -1,5 +1,5 @@
-"""GitHub Actions workflow commands (`github`): one `::error` / `::warning`
-annotation per issue, printed on stdout, where the runner turns them into
+"""GitHub Actions workflow commands (`github`): one `::error` / `::warning` /
+`::notice` annotation per issue, printed on stdout, where the runner turns them into
 annotations on the run (and on the file and line they name).
 
 GitHub shows at most 10 annotations of each kind per step, so at most 10 are
@@ -21,7 +21,8 @@ from smtpgate.report import issues
 from smtpgate.report.interface import Report, ReportMeta
 from smtpgate.report.sanitize import bounded, clip, escape
 
-PER_KIND = 10  # GitHub keeps 10 error and 10 warning annotations per step
+PER_KIND = 10  # GitHub keeps 10 error, 10 warning and 10 notice annotations per step
+_KIND = {"note": "notice"}  # SARIF's level name -> the workflow command
 MESSAGE = 2000  # characters of one annotation message
 
 
@@ -47,8 +48,8 @@ class GithubReport(Report):
     def render(self, results: Sequence[ScanResult], meta: ReportMeta) -> str:
         found = issues.issues([bounded(r) for r in results], bounded(meta))
         lines: list[str] = []
-        for kind in ("error", "warning"):
-            mine = [i for i in found if i.level == kind]
+        for level, kind in (("error", "error"), ("warning", "warning"), ("note", "notice")):
+            mine = [i for i in found if i.level == level]
             shown = mine if len(mine) <= PER_KIND else mine[: PER_KIND - 1]
             lines += [_annotation(i) for i in shown]
             if len(mine) > len(shown):
@@ -63,6 +64,6 @@ def _annotation(issue: issues.Issue) -> str:
     fix = issue.fix
     if fix is not None and fix.verify:
         text += f"\nverify: {fix.verify[0]}"
-    return command(issue.level, clip(escape(text, multiline=True), MESSAGE),
+    return command(_KIND.get(issue.level, issue.level), clip(escape(text, multiline=True), MESSAGE),
                    file=clip(escape(place.path), 500) if place else None, line=place.line if place else None,
                    title=clip(escape(f"{issue.rule.id} {issue.title}"), 200))

@@ -12,9 +12,12 @@ bandit's style (a fixed id reused by every format):
 | SMTPGATE002 | unapproved-smtp-enabled | an SMTP service is configured to start (not listening now) |
 | SMTPGATE003 | smtp-installed | an MTA is installed (neither running nor enabled) |
 | SMTPGATE004 | inspection-error | the target could not be inspected: never a pass |
+| SMTPGATE005 | exposed-port-not-listening | (note) an EXPOSEd port never listened while the scan watched |
+| SMTPGATE006 | start-up-unfinished | (note) start-up was still going on when the scan stopped watching |
 
 Where an issue points: a repository file named by the finding's evidence (a
 relative path with a line: the Dockerfile line that installs it, say); else the
+line of the container's `image:` in the Compose file or manifest it came from; else the
 anchor (`--sarif-anchor`, e.g. the Dockerfile that built the image), line 1;
 else an evidence path inside the image (/etc/postfix/main.cf:42), which CI
 systems show as text but cannot open; else nothing. A path inside the image is
@@ -24,6 +27,7 @@ always quoted in the message, so it is never lost.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -41,6 +45,7 @@ class Rule:
     slug: str
     short: str
     full: str
+    level: str = "error"  # the default level: error, warning or note
 
 
 RULES: tuple[Rule, ...] = (
@@ -53,13 +58,23 @@ RULES: tuple[Rule, ...] = (
          "listen during the scan; where the image boots an init system it would listen in production."),
     Rule("SMTPGATE003", "smtp-installed", "MTA installed",
          "A mail transfer agent is installed in the image but neither runs nor is enabled; it widens the "
-         "attack surface and can be started by anything that runs in the image."),
+         "attack surface and can be started by anything that runs in the image.", "warning"),
     Rule("SMTPGATE004", "inspection-error", "Image could not be inspected",
          "smtpgate could not decide whether the image runs an unapproved SMTP service (it would not start, "
          "a port could not be probed, the engine failed). Could not inspect is never a pass."),
+    Rule("SMTPGATE005", "exposed-port-not-listening", "EXPOSEd port never listened",
+         "The image EXPOSEs a port that did not listen while smtpgate watched it start. Whatever the image "
+         "declares there was not seen running: it may start later than the scan watched (raise "
+         "--settle-timeout), or the EXPOSE line is inherited from a base image. The verdict rests on what did "
+         "run and on the image's static evidence.", "note"),
+    Rule("SMTPGATE006", "start-up-unfinished", "Start-up still going on",
+         "Processes were still coming and going, sleeping briefly or using CPU when smtpgate stopped watching "
+         "(--settle-timeout): whatever the image starts after that was not seen running. The verdict rests on "
+         "what did run and on the image's static evidence.", "note"),
 )
 RULE_BY_STATE = {State.LISTENING: RULES[0], State.ENABLED: RULES[1], State.INSTALLED: RULES[2]}
 ERROR_RULE = RULES[3]
+EXPOSED_RULE, UNFINISHED_RULE = RULES[4], RULES[5]
 
 
 @dataclass(frozen=True)
@@ -76,7 +91,7 @@ class Issue:
     """One problem to show in a CI system."""
 
     rule: Rule
-    level: str  # "error" or "warning"
+    level: str  # "error", "warning" or "note"
     title: str  # one line
     message: str  # a few lines: what, why, where
     fingerprint: str  # stable across runs: sha256 hex
@@ -111,17 +126,29 @@ def _error_key(message: str) -> str:
     return re.sub(r"[0-9a-f]{12,}|\d+(\.\d+)?", "#", message.splitlines()[0] if message else "")[:200]
 
 
-def place_of(finding: Finding | None, anchor: str | None) -> Place | None:
-    """See the module docstring: repository evidence, anchor, image evidence, nothing."""
+def place_of(finding: Finding | None, anchor: str | None, target: TargetInfo | None = None) -> Place | None:
+    """See the module docstring: repository evidence, the workload's manifest, anchor,
+    image evidence, nothing."""
     located = [(ev.path, max(ev.line or 1, 1)) for ev in (finding.evidence if finding else ()) if ev.path]
     for path, line in located:
         if not path.startswith("/"):
             return Place(path.removeprefix("./") or path, line)
+    if target is not None and target.source:  # the line of the container's `image:` in its manifest
+        return Place(_repo_path(target.source), max(target.line or 1, 1))
     if anchor:
         return Place(anchor, 1)
     for path, line in located:
         return Place(path, line, in_repo=False)
     return None
+
+
+def _repo_path(path: str) -> str:
+    """A manifest named by an absolute path inside the working directory (the
+    checkout), relative to it, as CI systems want; others as given."""
+    if os.path.isabs(path):
+        rel = os.path.relpath(path)
+        return path if rel.startswith("..") else rel
+    return path.removeprefix("./")
 
 
 def image_paths(finding: Finding) -> list[str]:
@@ -137,6 +164,7 @@ def issues(results: Sequence[ScanResult], meta: ReportMeta) -> list[Issue]:
         found += [_finding_issue(result, j, meta.anchor) for j in result.violations]
         found += [_error_issue(result, err, meta.anchor) for err in result.errors]
         found += [_finding_issue(result, j, meta.anchor) for j in result.warnings]
+        found += _caveat_issues(result, meta.anchor)
     found += [_run_error(err, meta.anchor) for err in meta.errors]
     return found
 
@@ -153,14 +181,28 @@ def _finding_issue(result: ScanResult, judged: Judged, anchor: str | None) -> Is
     level = "error" if d.outcome is Outcome.FAIL else "warning"
     return Issue(rule, level, title, "\n".join(lines),
                  fingerprint(rule.id, image_name(result.target.ref), f.key), result, judged,
-                 place_of(f, anchor))
+                 place_of(f, anchor, result.target))
+
+
+def _caveat_issues(result: ScanResult, anchor: str | None) -> list[Issue]:
+    """Notes: what the runtime scan could not vouch for (common.caveats)."""
+    found = []
+    pairs = ((EXPOSED_RULE, common.exposed_caveat(result), ",".join(map(str, result.exposed_not_listening))),
+             (UNFINISHED_RULE, common.unfinished_caveat(result), ""))
+    for rule, text, key in pairs:
+        if text:
+            title = f"{rule.short} in {result.target.ref}"
+            found.append(Issue(rule, "note", title, f"NOTE: {title}: {text}",
+                               fingerprint(rule.id, image_name(result.target.ref), key), result,
+                               place=place_of(None, anchor)))
+    return found
 
 
 def _error_issue(result: ScanResult, error: str, anchor: str | None) -> Issue:
     title = f"could not inspect {result.target.ref}"
     return Issue(ERROR_RULE, "error", title, f"{title}: {error}",
                  fingerprint(ERROR_RULE.id, image_name(result.target.ref), _error_key(error)), result,
-                 place=place_of(None, anchor))
+                 place=place_of(None, anchor, result.target))
 
 
 def _run_error(error: str, anchor: str | None) -> Issue:

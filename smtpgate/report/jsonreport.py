@@ -12,8 +12,15 @@ Top level::
 target::
 
   {"ref", "kind", "image_id" (str|null), "digests": [str],
+   "image" (the image reference), "workload" (str|null: "compose.yaml#web", "Deployment/web#app"),
+   "source" (str|null: the manifest file), "line" (int|null: its `image:` line),
+   "env": ["KEY=***"] (what the deployment sets; values only with --show-env),
    "verdict": "pass" | "fail" | "error", "method": str,
    "errors": [str], "notes": [str], "timings": {str: float|null},
+   "exposed": [int],               TCP ports the image EXPOSEs (runtime scans of images)
+   "exposed_not_listening": [int], of those, the ones that never listened while watched
+   "still_starting": str | null,   why start-up still looked unfinished when watching stopped
+   "caveats": [str],               what the verdict cannot vouch for (the two above, in words)
    "listeners": [{"address", "port", "family", "endpoint",
                   "scope": "loopback" | "all" | "specific" | "unknown",
                   "process": {"pid", "name", "cmdline": [str]} | null,
@@ -86,10 +93,14 @@ def _encodable(obj: Any) -> Any:
 
 def _target(result: ScanResult) -> dict[str, Any]:
     t = result.target
-    return {"ref": t.ref, "kind": t.kind, "image_id": t.image_id, "digests": list(t.digests),
+    return {"ref": t.ref, "kind": t.kind, "image": t.image_ref, "workload": t.workload,
+            "source": t.source, "line": t.line, "env": list(t.env),
+            "image_id": t.image_id, "digests": list(t.digests),
             "verdict": result.verdict, "method": result.method,
             "errors": list(result.errors), "notes": list(result.notes),
             "timings": {k: _number(v) for k, v in result.timings.items()},
+            "exposed": list(result.exposed), "exposed_not_listening": list(result.exposed_not_listening),
+            "still_starting": result.still_starting or None, "caveats": common.caveats(result),
             "listeners": [_listener(li, result.probe_for(li)) for li in result.listeners],
             "findings": [_finding(j) for j in result.judged]}
 
@@ -153,10 +164,13 @@ SCHEMA: dict[str, Any] = {
         smtpgate=_STR, schema={"const": SCHEMA_VERSION}, exit_code={"enum": [0, 1, 2]},
         started_at=_OPT_STR, command=_arr(_STR), policy=_STR, errors=_arr(_STR),
         targets=_arr(_obj(
-            ref=_STR, kind=_STR, image_id=_OPT_STR, digests=_arr(_STR),
+            ref=_STR, kind=_STR, image=_STR, workload=_OPT_STR, source=_OPT_STR,
+            line={"type": ["integer", "null"]}, env=_arr(_STR), image_id=_OPT_STR, digests=_arr(_STR),
             verdict={"enum": ["pass", "fail", "error"]}, method=_STR,
             errors=_arr(_STR), notes=_arr(_STR),
             timings={"type": "object", "additionalProperties": {"type": ["number", "null"]}},
+            exposed=_arr(_INT), exposed_not_listening=_arr(_INT), still_starting=_OPT_STR,
+            caveats=_arr(_STR),
             listeners=_arr(_obj(
                 address=_STR, port=_INT, family=_INT, endpoint=_STR,
                 scope={"enum": ["loopback", "all", "specific", "unknown"]},

@@ -11,7 +11,9 @@ and exit code. Testcases, most important first:
 - `finding <software> <state> <ports>`: <failure> when the policy fails it,
   message = the reason, text = evidence, fix steps and verify commands;
 - `listener <endpoint> (<protocol>)`: one per listening port; passes with what
-  it speaks, or carries the decision of the findings that include it.
+  it speaks, or carries the decision of the findings that include it;
+- `EXPOSEd ports listening`: when the image EXPOSEs ports; a warning (see
+  below) when some never listened, as the summary's system-out says too.
 
 Warnings are passing testcases with the warning first in <system-out>, not
 <skipped>: GitLab and Jenkins both present skipped as "not run" and count it
@@ -98,7 +100,8 @@ def _suite(result: ScanResult, meta: ReportMeta, code: int) -> TestSuite:
     cases = [_summary_case(result, cls),
              *(_error_case(err, cls) for err in result.errors),
              *(_finding_case(j, cls) for j in result.judged),
-             *(_listener_case(result, li, cls) for li in result.listeners)]
+             *(_listener_case(result, li, cls) for li in result.listeners),
+             *_exposed_cases(result, cls)]
     return TestSuite(_attr(f"smtpgate: {result.target.ref}"), _unique(cases),
                      timestamp=_timestamp(meta), properties=_properties(result, meta, code))
 
@@ -123,8 +126,14 @@ def _properties(result: ScanResult, meta: ReportMeta, code: int) -> _Properties:
     pairs = [("smtpgate.version", meta.tool_version), ("image.id", target.image_id or ""),
              *(("image.digest", d) for d in target.digests),
              ("target.kind", target.kind), ("scan.method", result.method),
+             *((("image", target.image_ref), ("workload", target.workload)) if target.workload else ()),
+             *((("workload.source", f"{target.source}:{target.line or 1}"),) if target.source else ()),
+             *(("env", item) for item in target.env),
              ("verdict", result.verdict), ("policy", meta.policy_source),
              ("exit_code", str(code))]
+    if result.exposed:
+        pairs += [("exposed.ports", _ports(result.exposed)),
+                  ("exposed.not_listening", _ports(result.exposed_not_listening))]
     if meta.command_line:
         pairs.append(("smtpgate.command", " ".join(meta.command_line)))
     return _Properties((name, _attr(value)) for name, value in pairs)
@@ -152,11 +161,32 @@ def _seconds(value: float | None) -> float | None:
 
 def _summary_lines(result: ScanResult) -> list[str]:
     target = result.target
-    lines = [f"target: {target.kind} {target.ref}", f"image id: {target.image_id or '-'}",
+    lines = [f"target: {target.kind} {target.ref}", *([f"image: {target.image_ref}"] if target.workload else []),
+             f"image id: {target.image_id or '-'}",
              f"method: {result.method or '-'}", f"verdict: {result.verdict}",
              f"listeners: {len(result.listeners)}, SMTP findings: {len(result.judged)}, "
-             f"violations: {len(result.violations)}, warnings: {len(result.warnings)}"]
+             f"violations: {len(result.violations)}, warnings: {len(result.warnings)}",
+             *(f"warning: {c}" for c in common.caveats(result))]
     return lines + [f"note: {note}" for note in result.notes]
+
+
+EXPOSED = "EXPOSEd ports listening"
+
+
+def _ports(ports: Sequence[int]) -> str:
+    return common.port_list(ports, 200)
+
+
+def _exposed_cases(result: ScanResult, cls: str) -> list[TestCase]:
+    """Present whenever the image EXPOSEs ports (a stable name for Jenkins'
+    history); a warning, i.e. passing with the warning first in system-out,
+    when some never listened."""
+    if not result.exposed:
+        return []
+    closed = common.exposed_caveat(result)
+    lines = [*([f"warning: {closed}"] if closed else []), f"EXPOSEd: {_ports(result.exposed)}",
+             f"not listening: {_ports(result.exposed_not_listening) or '-'}"]
+    return [TestCase(EXPOSED, cls, stdout=_body(lines))]
 
 
 def _violations_message(result: ScanResult) -> str:

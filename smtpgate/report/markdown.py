@@ -58,6 +58,8 @@ def _target(result: ScanResult) -> str:
     t = result.target
     head = f"### {_ICON[result.verdict]} {cell(t.ref)} — {common.VERDICT_WORD[result.verdict]}"
     lines = [head, ""]
+    lines += [f"> ⚠️ {own(c, 1000)}" for c in common.caveats(result)]
+    lines += [""] if common.caveats(result) else []
     if result.judged:
         lines += ["| port | software | bind scope | state | verdict | fix |", "| --- | --- | --- | --- | --- | --- |"]
         lines += [_row(j) for j in result.judged]
@@ -71,7 +73,8 @@ def _target(result: ScanResult) -> str:
     lines += ["", *(f"- ⚠️ could not inspect: {cell(err, 1000)}" for err in result.errors)]
     for judged in result.violations:
         lines += ["", *_fix_block(judged)]
-    lines += ["", f"<sub>method: {cell(result.method or '-')}; image id: {cell(t.image_id or '-')}</sub>"]
+    image = f"image: {cell(t.image_ref)}; " if t.workload else ""
+    lines += ["", f"<sub>{image}method: {cell(result.method or '-')}; image id: {cell(t.image_id or '-')}</sub>"]
     return "\n".join(lines)
 
 

@@ -66,7 +66,7 @@ def _rule(rule: issues.Rule) -> dict[str, Any]:
     return {"id": rule.id, "name": rule.slug, "shortDescription": {"text": rule.short},
             "fullDescription": {"text": rule.full},
             "help": {"text": help_text, "markdown": help_text},
-            "defaultConfiguration": {"level": "warning" if rule.id == "SMTPGATE003" else "error"},
+            "defaultConfiguration": {"level": rule.level},
             "properties": {"tags": ["security", "smtp", "cis"], "precision": "high",
                            "security-severity": "7.5" if rule.id == "SMTPGATE001" else "5.0"}}
 
@@ -74,6 +74,8 @@ def _rule(rule: issues.Rule) -> dict[str, Any]:
 def _rule_help(rule: issues.Rule) -> str:
     """The rule's help: what to do, and for every known MTA the setting that
     decides where it listens (each result's message carries the exact steps)."""
+    if rule.level == "note":
+        return rule.full + " Compare the image's EXPOSE lines and start-up with what the report says listened."
     if rule is issues.ERROR_RULE:
         return ("Read the error in the result: start the Docker engine, build or pull the image, run smtpgate "
                 "as root (or give it a helper image with --helper-image), then re-run.")
@@ -107,8 +109,9 @@ def _result(issue: issues.Issue) -> dict[str, Any]:
         "ruleId": issue.rule.id, "ruleIndex": rule_index, "level": issue.level,
         "message": {"text": bound(text, 16384)},
         "partialFingerprints": {FINGERPRINT: issue.fingerprint},
-        "properties": {"image": issue.target.target.ref, "imageId": issue.target.target.image_id,
-                       "verdict": issue.target.verdict},
+        "properties": {"image": issue.target.target.image_ref, "imageId": issue.target.target.image_id,
+                       "verdict": issue.target.verdict,
+                       **({"workload": issue.target.target.workload} if issue.target.target.workload else {})},
     }
     if issue.place is not None:
         out["locations"] = [_location(issue.place, issue.title)]

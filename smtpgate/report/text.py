@@ -58,7 +58,7 @@ def _clip(text: str, width: int = CELL) -> str:
 
 
 def _target_block(result: ScanResult, paint: _Painter) -> str:
-    sections = [_header(result, paint), _listening(result, paint), _services(result, paint),
+    sections = [_header(result, paint), _caveats(result, paint), _listening(result, paint), _services(result, paint),
                 *(_remedy(j, paint) for j in _distinct_software(result.violations)),
                 _warnings(result, paint), _errors(result, paint), _notes(result, paint)]
     return "\n".join(s for s in sections if s)
@@ -67,8 +67,15 @@ def _target_block(result: ScanResult, paint: _Painter) -> str:
 def _header(result: ScanResult, paint: _Painter) -> str:
     t = result.target
     word = common.VERDICT_WORD[result.verdict]
-    image = f" ({_short_id(t.image_id)})" if t.image_id else ""
+    ident = _short_id(t.image_id) if t.image_id else ""
+    image = f" ({_safe(t.image_ref)}{', ' + ident if ident else ''})" if t.workload else (
+        f" ({ident})" if ident else "")
     return paint(f"== {_safe(t.kind)} {_safe(t.ref)}{image} — ", "bold") + paint(word, word)
+
+
+def _caveats(result: ScanResult, paint: _Painter) -> str:
+    """Right under the verdict: what it cannot vouch for."""
+    return "\n".join(paint("  warning: ", "WARN") + _safe(c) for c in common.caveats(result))
 
 
 def _short_id(image_id: str) -> str:

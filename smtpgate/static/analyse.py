@@ -7,11 +7,12 @@ from dataclasses import replace
 from typing import Any, TypeVar
 
 from smtpgate import software
+from smtpgate.errors import SmtpgateError
 from smtpgate.static import services
 from smtpgate.static.command import BOOT_INITS, analyse_command
 from smtpgate.static.config import READERS
 from smtpgate.static.facts import Enablement, StaticFacts
-from smtpgate.static.fs import RootFS
+from smtpgate.static.fs import RootFS, StaticError
 from smtpgate.static.image import ImageConfig
 from smtpgate.static.packages import installed_packages, known_binaries
 
@@ -22,37 +23,44 @@ T = TypeVar("T")
 ALSO_RUNS = {"systemd": ("sysv",), "sysv": (), "openrc": (), "runit": (), "s6": (), "supervisord": (), "inetd": ()}
 
 
-def _safe(problems: list[str], what: str, fn: Callable[..., T], *args: Any, default: Any) -> T:
-    """A reader that fails on odd input is a problem in the report, never a crash of the scan."""
+def _safe(fs: RootFS, what: str, fn: Callable[..., T], *args: Any, default: Any) -> T:
+    """Run one reader. Readers catch the parse errors they expect (a problem in the
+    report); input nested too deeply for Python cuts the read (evidence is missing:
+    the scan cannot decide); any other exception is a bug or an input nobody
+    foresaw, and the static evidence is then an error of the scan, never a note
+    on a pass."""
     try:
         return fn(*args)
+    except SmtpgateError:
+        raise
     except RecursionError:
-        problems.append(f"{what}: input nested too deeply; not read")
-    except Exception as exc:  # noqa: BLE001 - each reader is isolated; the message names it
-        problems.append(f"{what}: could not be read ({type(exc).__name__}: {exc})")
+        fs.cut(f"{what}: input nested too deeply, not read")
+    except Exception as exc:
+        raise StaticError(f"static analysis: the {what} reader failed ({type(exc).__name__}: {exc}); "
+                          "the static evidence is incomplete") from exc
     return default
 
 
 def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: bool | None = None) -> StaticFacts:
     """Installed, enabled and configured MTAs in `fs`; `boots_init` None decides from the image command."""
     problems: list[str] = []
-    packages = _safe(problems, "package databases", installed_packages, fs, problems, default=[])
-    binaries = _safe(problems, "daemon executables", known_binaries, fs, default=[])
-    cmd = _safe(problems, "image command", analyse_command, fs, image_config, problems, default=None)
+    packages = _safe(fs, "package databases", installed_packages, fs, problems, default=[])
+    binaries = _safe(fs, "daemon executables", known_binaries, fs, default=[])
+    cmd = _safe(fs, "image command", analyse_command, fs, image_config, problems, default=None)
     enabled = list(cmd.enabled) if cmd else []
     listens = list(cmd.listens) if cmd else []
     launched = set(cmd.launched) if cmd else set()
     for mech in list(launched):
         launched.update(ALSO_RUNS.get(mech, ()))
     managed: list[Enablement] = []
-    managed += _safe(problems, "systemd units", services.systemd, fs, problems, default=[])
-    managed += _safe(problems, "SysV rc links", services.sysv, fs, problems, default=[])
-    managed += _safe(problems, "OpenRC runlevels", services.openrc, fs, problems, default=[])
-    managed += _safe(problems, "supervisord", services.supervisord, fs, problems,
+    managed += _safe(fs, "systemd units", services.systemd, fs, problems, default=[])
+    managed += _safe(fs, "SysV rc links", services.sysv, fs, problems, default=[])
+    managed += _safe(fs, "OpenRC runlevels", services.openrc, fs, problems, default=[])
+    managed += _safe(fs, "supervisord", services.supervisord, fs, problems,
                      cmd.supervisord_config if cmd else None, listens, default=[])
-    managed += _safe(problems, "s6/runit services", services.service_dirs, fs, problems, default=[])
+    managed += _safe(fs, "s6/runit services", services.service_dirs, fs, problems, default=[])
     for reader, name in ((services.inetd, "inetd"), (services.xinetd, "xinetd")):
-        en, li = _safe(problems, name, reader, fs, problems, default=([], []))
+        en, li = _safe(fs, name, reader, fs, problems, default=([], []))
         managed += en
         listens += li
     for item in managed:
@@ -61,7 +69,7 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
                            text=f"{item.text}; the image command launches {item.mechanism}, so it starts")
         enabled.append(item)
     for mta_id, config_reader in READERS.items():
-        listens += _safe(problems, f"{software.get(mta_id).name} configuration", config_reader, fs, problems,
+        listens += _safe(fs, f"{software.get(mta_id).name} configuration", config_reader, fs, problems,
                          default=[])
     # Dovecot, nginx: an SMTP service only where the configuration sets one up.
     smtp_configured = {c.software for c in listens}
@@ -78,5 +86,6 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
         launched=tuple(sorted(launched)),
         problems=tuple(dict.fromkeys([*problems, *fs.problems])),
         complete=fs.complete,
+        cuts=tuple(fs.cuts),
         source=fs.name,
     )

@@ -81,7 +81,8 @@ class StaticFacts:
     init: str = ""  # what PID 1 would be, as far as the image command tells
     launched: tuple[str, ...] = ()  # mechanisms the image command launches (supervisord, systemd, ...)
     problems: tuple[str, ...] = ()  # unreadable or malformed inputs, limits hit
-    complete: bool = True  # False: a limit cut the filesystem index short
+    complete: bool = True  # False: a limit cut the filesystem index or a listing short
+    cuts: tuple[str, ...] = ()  # where a limit cut it (each also a problem)
     source: str = ""  # what was read ("image sha256:...", "/mnt/root", ...)
 
     def software_ids(self) -> list[str]:

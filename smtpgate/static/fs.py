@@ -5,6 +5,12 @@ symlink's target is looked up inside the root (absolute targets re-rooted,
 `..` stops at the root), at most `MAX_HOPS` links per lookup. Backends give
 only un-resolved primitives (`_node`, `_children`, `_read`), so no backend
 ever asks the host's filesystem to follow a link.
+
+What a read may cost is bounded (`FsLimits`): a listing is cut at
+`dir_entries` names per directory (an image can hold a million empty files in
+a `*.wants`), and all reading stops when the `seconds` budget is spent. Every
+cut is a problem naming where it bit and makes the view incomplete
+(`complete` False), which the scan reports as "could not decide".
 """
 
 from __future__ import annotations
@@ -13,12 +19,14 @@ import abc
 import fnmatch
 import os
 import stat
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 from smtpgate.errors import SmtpgateError
 
 MAX_HOPS = 40  # like Linux's MAXSYMLINKS
+NODE_MEMO = 200_000  # entries remembered by RootFS.node (forgotten all at once beyond)
 
 
 class StaticError(SmtpgateError):
@@ -33,7 +41,9 @@ class FsLimits:
     db_bytes: int = 64 << 20  # one package database (dpkg status of a big image is a few MB)
     total_bytes: int = 128 << 20  # all contents kept together
     entries: int = 300_000  # paths indexed (a tar bomb of empty files stops here)
+    dir_entries: int = 10_000  # names listed per directory (a flooded *.wants stops here)
     stream_bytes: int = 64 << 30  # bytes read through a tar stream before giving up
+    seconds: float = 60.0  # all reading of one root filesystem, index included
 
 
 DB_PATHS = frozenset({
@@ -68,9 +78,13 @@ class RootFS(abc.ABC):
     def __init__(self, limits: FsLimits | None = None) -> None:
         self.limits = limits or FsLimits()
         self.problems: list[str] = []  # what could not be read, for the report
-        self.complete = True  # False when a limit cut the index short
+        self.complete = True  # False when a limit cut the index or a listing short
+        self.cuts: list[str] = []  # where (each also in problems)
         self._read_total = 0
         self._cache: dict[str, bytes | None] = {}
+        self._deadline = time.monotonic() + self.limits.seconds
+        self._timed_out = False
+        self._nodes: dict[str, Node | None] = {}
 
     # -- backend primitives: no symlink following, `path` is already resolved above its last part
     @abc.abstractmethod
@@ -93,6 +107,17 @@ class RootFS(abc.ABC):
         self.close()
 
     # -- resolution ----------------------------------------------------------
+    def node(self, path: str) -> Node | None:
+        """The entry at a resolved path, remembered: a root filesystem does not change
+        while it is read, and every lookup walks its parents again (on overlay layers,
+        each step is several system calls per layer)."""
+        if path in self._nodes:
+            return self._nodes[path]
+        if len(self._nodes) >= NODE_MEMO:
+            self._nodes.clear()
+        found = self._nodes[path] = self._node(path)
+        return found
+
     def resolve(self, path: str, follow: bool = True) -> str | None:
         """The real path inside the root, or None when it does not exist (or loops)."""
         done: list[str] = []
@@ -105,7 +130,7 @@ class RootFS(abc.ABC):
                     done.pop()
                 continue
             here = join([*done, name])
-            node = self._node(here)
+            node = self.node(here)
             if node is None:
                 return None
             if node.kind == "link" and (todo or follow):
@@ -126,7 +151,7 @@ class RootFS(abc.ABC):
         real = self.resolve(path, follow)
         if real is None:
             return None
-        return Node("dir") if real == "/" else self._node(real)
+        return Node("dir") if real == "/" else self.node(real)
 
     def exists(self, path: str) -> bool:
         return self.stat(path) is not None
@@ -148,7 +173,7 @@ class RootFS(abc.ABC):
         real_parent = self.resolve(parent or "/")
         if real_parent is None or not base:
             return None
-        node = self._node(join([*split(real_parent), base]))
+        node = self.node(join([*split(real_parent), base]))
         return node.target if node is not None and node.kind == "link" else None
 
     def link_target(self, path: str) -> str | None:
@@ -161,10 +186,38 @@ class RootFS(abc.ABC):
         return join(_normal(split(path.rstrip("/").rpartition("/")[0]) + split(target)))
 
     def listdir(self, path: str) -> list[str]:
+        """The names in a directory, sorted; at most `limits.dir_entries` of them
+        (a longer listing is cut, reported and makes the view incomplete)."""
+        if self.out_of_time():
+            return []
         real = self.resolve(path)
         if real is None or not self.isdir(real):
             return []
-        return sorted(self._children(real))
+        names = self._children(real)
+        cap = self.limits.dir_entries
+        if len(names) > cap:
+            self.cut(f"{real}: more than {cap} entries, only {cap} listed")
+            names = names[:cap]
+        return sorted(names)
+
+    def cut(self, why: str) -> None:
+        """A limit bit: what was not read is unknown, so the view is incomplete.
+        Recorded whatever the 200-problem cap of other problems (up to 100 cuts)."""
+        self.complete = False
+        text = f"{why}; the file listing is incomplete"
+        if text not in self.cuts and len(self.cuts) < 100:
+            self.cuts.append(text)
+            self.problems.append(text)
+
+    def out_of_time(self) -> bool:
+        """True when the `seconds` budget is spent (cut once): nothing more is read."""
+        if self._timed_out:
+            return True
+        if time.monotonic() <= self._deadline:
+            return False
+        self._timed_out = True
+        self.cut(f"{self.name}: stopped reading after its {self.limits.seconds:g} s time budget")
+        return True
 
     def glob(self, pattern: str) -> list[str]:
         """Paths matching a shell pattern (`*`, `?`, `[..]` per component, no `**`)."""
@@ -199,9 +252,11 @@ class RootFS(abc.ABC):
         real = self.resolve(path)
         if real is None:
             return None
+        if real not in self._cache and self.out_of_time():
+            return None
         if real in self._cache:
             return self._cache[real]
-        node = self._node(real)
+        node = self.node(real)
         data: bytes | None = None
         if node is not None and node.kind == "file":
             limit = self.limits.db_bytes if real in DB_PATHS else self.limits.file_bytes
@@ -221,7 +276,7 @@ class RootFS(abc.ABC):
     def head(self, path: str, size: int = 256) -> bytes | None:
         """The first bytes of a regular file (a `#!` line), whatever its size."""
         real = self.resolve(path)
-        node = self._node(real) if real is not None else None
+        node = self.node(real) if real is not None else None
         if real is None or node is None or node.kind != "file":
             return None
         data = self._read(real, size)
@@ -302,19 +357,23 @@ class DirFS(RootFS):
         return Node(kind, size=st.st_size, mode=st.st_mode)
 
     def _children(self, path: str) -> list[str]:
+        """At most `dir_entries` + 1 names (enough for listdir to see the cut): a
+        directory of a million entries costs no more than one of ten thousand."""
         fd = self._parent_fd(split(path))
         if fd is None:
             return []
+        names: list[str] = []
         try:
-            names = os.listdir(fd)
+            with os.scandir(fd) as it:  # scandir(fd) dups the descriptor; ours is closed below
+                for entry in it:
+                    names.append(entry.name)
+                    if len(names) > self.limits.dir_entries:
+                        break
         except OSError:
-            names = []
+            pass
         finally:
             os.close(fd)
-        if len(names) > self.limits.entries:
-            self._problem(f"{path}: {len(names)} entries, only the first {self.limits.entries} read")
-            self.complete = False
-        return names[: self.limits.entries]
+        return names
 
     def _read(self, path: str, limit: int) -> bytes | None:
         parts = split(path)

@@ -68,6 +68,7 @@ class OverlayFS(RootFS):
         try:
             for path in layers:
                 self._layers.append(_Layer(path, limits))
+                self._layers[-1].problems = self.problems  # what a layer cannot read is a problem of the view
         except StaticError:
             self.close()
             raise
@@ -96,13 +97,17 @@ class OverlayFS(RootFS):
         return None
 
     def _children(self, path: str) -> list[str]:
+        """The merged names, at most `dir_entries` + 1 (listdir cuts and reports the rest)."""
         names: dict[str, None] = {}
         gone: set[str] = set()
         base = split(path)
+        cap, layer_cut = self.limits.dir_entries, False
         for layer, node in self._visible(path):
             if node is None or node.kind != "dir":
                 continue
-            for name in layer._children(path):
+            kids = layer._children(path)
+            layer_cut = layer_cut or len(kids) > cap
+            for name in kids[:cap]:
                 if name in gone or name in names:
                     continue
                 child, _, deleted = layer.probe([*base, name])
@@ -110,6 +115,10 @@ class OverlayFS(RootFS):
                     gone.add(name)
                 else:
                     names[name] = None
+                if len(names) > cap:
+                    return list(names)
+        if layer_cut:  # whiteouts among a layer's names could hide its cut from listdir
+            self.cut(f"{path}: more than {cap} entries in one of its layers, only {cap} listed")
         return list(names)
 
     def _read(self, path: str, limit: int) -> bytes | None:

@@ -77,6 +77,7 @@ class TarFS(RootFS):
         self._extra = {join(split(p)) for p in extra}  # always kept (the image's entrypoint)
         self.streamed = 0  # bytes of the stream consumed
         self.entries_seen = 0
+        self._counts: dict[str, int] = {}  # directory -> names indexed in it (capped at limits.dir_entries)
 
     # -- construction --------------------------------------------------------
     @classmethod
@@ -112,13 +113,14 @@ class TarFS(RootFS):
                     if self.entries_seen > 4 * self.limits.entries:
                         self._cut(f"stopped after {self.entries_seen - 1} tar entries")
                         break
+                    if self.entries_seen % 4096 == 0 and self.out_of_time():
+                        break
                     self._add(tar, member, layer)
         except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
             raise StaticError(f"{self.name}: not a readable tar stream: {exc}") from exc
 
     def _cut(self, why: str) -> None:
-        self.complete = False
-        self._problem(f"{self.name}: {why}; the file index is incomplete")
+        self.cut(f"{self.name}: {why}")
 
     def _add(self, tar: tarfile.TarFile, m: tarfile.TarInfo, layer: int) -> None:
         parts = split(m.name)
@@ -137,6 +139,8 @@ class TarFS(RootFS):
         if path not in self._index and len(self._index) >= self.limits.entries:
             if self.complete:
                 self._cut(f"more than {self.limits.entries} paths")
+            return
+        if not self._room(parts):
             return
         self._ensure_parents(parts, layer)
         if m.isdir():
@@ -182,6 +186,20 @@ class TarFS(RootFS):
         self._data[path] = data
         self._read_total += len(data)
 
+    def _room(self, parts: list[str]) -> bool:
+        """False (and the listing cut) when the first new component of the path
+        would go into a directory that already holds `dir_entries` names."""
+        if join(parts) in self._index:
+            return True
+        first = len(parts)  # the usual case: the parent exists, the name is new
+        if join(parts[:-1]) not in self._index:
+            first = next(i for i in range(1, len(parts)) if join(parts[:i]) not in self._index)
+        parent, cap = join(parts[: first - 1]), self.limits.dir_entries
+        if self._counts.get(parent, 0) < cap:
+            return True
+        self.cut(f"{self.name}: {parent}: more than {cap} entries, only {cap} indexed")
+        return False
+
     def _ensure_parents(self, parts: list[str], layer: int) -> None:
         for i in range(1, len(parts)):
             parent = join(parts[:i])
@@ -189,6 +207,9 @@ class TarFS(RootFS):
                 self._set(parent, Node("dir", mode=0o755), layer)
 
     def _set(self, path: str, node: Node, layer: int) -> None:
+        if path not in self._index and path != "/":
+            parent = path.rpartition("/")[0] or "/"
+            self._counts[parent] = self._counts.get(parent, 0) + 1
         self._index[path] = node
         self._layer[path] = layer
 
@@ -197,7 +218,9 @@ class TarFS(RootFS):
             return
         prefix = path.rstrip("/") + "/"
         for key in [k for k in self._index if k == path or k.startswith(prefix)]:
-            self._index.pop(key, None)
+            if self._index.pop(key, None) is not None:
+                parent = key.rpartition("/")[0] or "/"
+                self._counts[parent] = self._counts.get(parent, 1) - 1
             self._layer.pop(key, None)
             if key in self._data:
                 self._read_total -= len(self._data.pop(key))
@@ -210,6 +233,9 @@ class TarFS(RootFS):
     # -- RootFS primitives -----------------------------------------------------
     def _node(self, path: str) -> Node | None:
         return self._index.get(path)
+
+    def node(self, path: str) -> Node | None:
+        return self._index.get(path)  # already a dict, and it changes with each layer: nothing to remember
 
     def _children(self, path: str) -> list[str]:
         prefix = path.rstrip("/") + "/"

@@ -23,10 +23,12 @@ import struct
 import subprocess
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from smtpgate.errors import TargetError
+
+ReadAt = Callable[[int, int], bytes]  # (offset, size) -> the bytes there
 
 SECTOR = 512
 MBR_SIGNATURE = b"\x55\xaa"
@@ -90,7 +92,7 @@ def _mbr_entries(sector: bytes) -> list[tuple[int, int, int, bool]]:
     return out
 
 
-def parse_partitions(read: callable, disk_size: int) -> PartitionTable:  # type: ignore[valid-type]
+def parse_partitions(read: ReadAt, disk_size: int) -> PartitionTable:
     """Parse the partition table of a disk. ``read(offset, length) -> bytes``
     reads the disk; ``disk_size`` bounds every partition."""
     mbr = read(0, SECTOR)
@@ -118,9 +120,10 @@ def _looks_like_boot_sector(sector: bytes) -> bool:
     return sector[3:11] in (b"NTFS    ", b"MSDOS5.0", b"mkfs.fat", b"mkdosfs\x00") or sector[0] in (0xEB, 0xE9)
 
 
-def _logical(read: callable, ext_lba: int, disk_size: int, problems: list[str]) -> list[Partition]:  # type: ignore[valid-type]
+def _logical(read: ReadAt, ext_lba: int, disk_size: int, problems: list[str]) -> list[Partition]:
     """Logical partitions: a chain of EBRs, each relative to the extended partition."""
-    parts, ebr_lba, number, seen = [], ext_lba, 5, set()
+    parts: list[Partition] = []
+    ebr_lba, number, seen = ext_lba, 5, set[int]()
     while ebr_lba and ebr_lba not in seen and len(seen) < 128:
         seen.add(ebr_lba)
         ebr = read(ebr_lba * SECTOR, SECTOR)
@@ -140,7 +143,7 @@ def _logical(read: callable, ext_lba: int, disk_size: int, problems: list[str]) 
     return parts
 
 
-def _parse_gpt(read: callable, disk_size: int) -> PartitionTable | None:  # type: ignore[valid-type]
+def _parse_gpt(read: ReadAt, disk_size: int) -> PartitionTable | None:
     for sector in (SECTOR, 4096):  # 512-byte sectors, then 4Kn disks
         header = read(sector, 92)
         if header[:8] == GPT_SIGNATURE:
@@ -186,7 +189,7 @@ def not_root_reason(part: Partition) -> str | None:
     return None
 
 
-def filesystem_type(read: callable, start: int) -> str | None:  # type: ignore[valid-type]
+def filesystem_type(read: ReadAt, start: int) -> str | None:
     """The filesystem (or container) whose signature starts at ``start``."""
     head = read(start, 0x10100)
     if len(head) >= 1082 and head[1080:1082] == b"\x53\xef":
@@ -231,7 +234,7 @@ def image_format(path: str) -> tuple[str, int]:
 
 class _RawReader:
     def __init__(self, path: str):
-        self.fh = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self.fh = open(path, "rb")  # closed by close()
 
     def __call__(self, offset: int, length: int) -> bytes:
         self.fh.seek(offset)

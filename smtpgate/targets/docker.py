@@ -25,9 +25,11 @@ from smtpgate.collect.smtp import Dialler
 from smtpgate.engines import ContainerSpec, Engine, Image, as_engine, connect, mountinfo
 from smtpgate.errors import CollectError, Conflict, EngineError, EngineGone, ObjectNotFound, TargetError
 from smtpgate.labels import LABEL, owner_labels
-from smtpgate.model import Listener, Protocol, SmtpProbe, TargetInfo
+from smtpgate.model import Listener, Protocol, SmtpProbe
+from smtpgate.static.image import image_config
 from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState, Target
+from smtpgate.workload.spec import RunSpec
 
 
 def engine(timeout: float = 60.0) -> Engine:
@@ -85,6 +87,7 @@ class DockerImageTarget(Target):
         network: str = "none",
         method: str = "auto",
         helper_image: str | None = None,
+        spec: RunSpec | None = None,
     ):
         if network not in NETWORK_MODES:
             raise TargetError(f"network {network!r}: choose one of {', '.join(NETWORK_MODES)}")
@@ -93,7 +96,8 @@ class DockerImageTarget(Target):
         self.memory, self.pids, self.cpus, self.network_mode = memory, pids, cpus, network
         self.disk_limit, self.read_only = disk_limit, read_only
         self.scan_id = f"smtpgate-{secrets.token_hex(6)}"
-        self.info = TargetInfo(kind="image", ref=ref)
+        self.spec = spec or RunSpec(image=ref)  # how the deployment runs it (smtpgate.workload)
+        self.info = self.spec.target_info()
         self.notes: list[str] = []
         self.image: Image | None = None
         self.cid: str | None = None  # the container's id
@@ -143,6 +147,7 @@ class DockerImageTarget(Target):
             # IPv6 on loopback as most hosts have it: servers that bind [::1] or a v6-only [::]
             # (nginx, Go's tcp6) then start and can be probed. Docker switches it off by default.
             sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
+            sdk_options=self.spec.create_kwargs(),  # entrypoint, command, env, user, workdir, read-only binds
         )
         if not self.engine.storage_quota():
             return self.engine.create(spec)
@@ -244,9 +249,9 @@ class DockerImageTarget(Target):
 
     def _describe(self, image: Image) -> None:
         config = image.attrs.get("Config") or {}
-        self._healthcheck = bool((config.get("Healthcheck") or {}).get("Test")) and (
-            config["Healthcheck"]["Test"][:1] != ["NONE"]
-        )
+        health = list(self.spec.healthcheck.test if self.spec.healthcheck else
+                      (config.get("Healthcheck") or {}).get("Test") or ())
+        self._healthcheck = bool(health) and health[:1] != ["NONE"]
         self.exposed_tcp_ports = tuple(
             sorted(int(k.split("/")[0]) for k in (config.get("ExposedPorts") or {}) if k.endswith("/tcp"))
         )
@@ -254,10 +259,10 @@ class DockerImageTarget(Target):
             self.info,
             image_id=image.id,
             digests=image.digests,
-            entrypoint=tuple(config.get("Entrypoint") or ()),
-            cmd=tuple(config.get("Cmd") or ()),
-            user=config.get("User") or "root",
         )
+        effective = self.spec.effective(image_config(image.attrs))
+        self.info = replace(self.info, entrypoint=effective.entrypoint, cmd=effective.cmd,
+                            user=effective.user or "root")
 
     def running_layers(self) -> list[str] | None:
         """The running container's image layer directories, read in place from its
@@ -376,10 +381,9 @@ class DockerImageTarget(Target):
         kernel far more per look."""
         if self._diag is None:
             self._diag = False
-            dialler = self.dialler() if self.method == "host-proc+netns" else None
-            if dialler is not None:
+            if self.method == "host-proc+netns" and self.dialler() is not None and self._dialler is not None:
                 with contextlib.suppress(OSError):
-                    self._diag = dialler.sock_diag()
+                    self._diag = self._dialler.sock_diag()
         if not self._diag:
             return None
         try:
@@ -415,6 +419,15 @@ class DockerImageTarget(Target):
             return self.helper.probe(listeners, patience)
         except CollectError as exc:
             return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=str(exc)) for li in listeners]
+
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> DockerImageTarget:
+        return cls(ref, pull=options.pull, memory=options.memory, pids=options.pids, cpus=options.cpus,
+                   disk_limit=options.disk_limit, read_only=options.read_only, network=options.network,
+                   method=options.method, helper_image=options.helper_image, spec=options.spec)
+
+    def image_engine(self) -> Engine | None:
+        return self.engine
 
     def dialler(self) -> Dialler | None:
         if self.method != "host-proc+netns" or not self.pid:
@@ -636,3 +649,14 @@ def _du(root: str, deadline: float) -> tuple[int, bool]:
 
 def _mib(size: int) -> str:
     return f"{size / (1 << 20):.0f} MiB"
+
+
+def build_image(context: str, tag: str, *, dockerfile: str | None = None, target: str | None = None,
+                buildargs: dict[str, str] | None = None, client: Any = None) -> str:
+    """Build a Compose service's `build:` with the engine (--compose-build); the image id."""
+    eng = as_engine(client) if client is not None else engine(timeout=600)
+    try:
+        return eng.build(context, tag, dockerfile=dockerfile, target=target, buildargs=buildargs,
+                         labels={f"{LABEL}.built": tag})
+    except TargetError as exc:
+        raise type(exc)(f"could not build {tag} from {context}: {exc}") from exc

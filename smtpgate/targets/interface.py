@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import Any
 
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.parked import ThreadWait
 from smtpgate.collect.smtp import Dialler
-from smtpgate.model import Listener, SmtpProbe, TargetInfo
+from smtpgate.model import Finding, Listener, SmtpProbe, TargetInfo
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,13 @@ class Target(abc.ABC):
     info: TargetInfo
     method: str = ""  # how observations are collected, for the report
     notes: list[str]
+    exposed_tcp_ports: tuple[int, ...] = ()  # ports the image declares (EXPOSE): settling waits for one of them
+
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> Target:
+        """The target a reference names, with the command line's target options
+        (smtpgate.targets.TargetOptions); the registry (smtpgate.targets.TARGETS) calls it."""
+        raise NotImplementedError(f"{cls.__name__} cannot be made from a reference")
 
     @abc.abstractmethod
     def start(self) -> None: ...
@@ -60,6 +68,16 @@ class Target(abc.ABC):
         """Timerfds of the snapshot's processes that fire within ``horizon``
         seconds, with their expirations so far (smtpgate.collect.parked); None
         when this target cannot tell."""
+        return None
+
+    def complete_findings(self, findings: list[Finding]) -> list[Finding]:
+        """The runtime findings plus what only this target can tell beyond its
+        listeners (a VM's or host's enabled units and installed packages)."""
+        return findings
+
+    def image_engine(self) -> Any | None:
+        """The engine client holding this target's image, when its filesystem can
+        be read beside the run (smtpgate.staticgate.StaticEvidence); else None."""
         return None
 
     def __enter__(self) -> Target:

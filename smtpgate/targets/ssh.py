@@ -29,6 +29,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from smtpgate import software
@@ -129,7 +130,7 @@ class SshSession:
     def connect(self) -> None:
         """Start the master; raises TargetError with ssh's own words on failure."""
         self.close_master()
-        errlog = open(os.path.join(self.dir, "master.err"), "w+b")  # noqa: SIM115
+        errlog = open(os.path.join(self.dir, "master.err"), "w+b")
         try:
             self.master = subprocess.Popen(
                 ["ssh", *self.options(), "-M", "-N", "-o", "ControlMaster=yes", "-o", "ControlPersist=no",
@@ -204,7 +205,7 @@ class SshSession:
                 target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
                 proc = subprocess.Popen(
                     ["ssh", *self.options(), "-o", "ControlMaster=no", "-W", target, self.endpoint.host],
-                    stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL, start_new_session=True,
+                    stdin=theirs.fileno(), stdout=theirs.fileno(), stderr=subprocess.DEVNULL, start_new_session=True,
                 )
             except BaseException:
                 ours.close()
@@ -304,7 +305,7 @@ def parse_fd_listing(text: str) -> dict[int, list[int]]:
 
 def parse_stat_lines(text: str) -> dict[int, tuple[str, int | None, int]]:
     """``cat /proc/[0-9]*/stat`` -> {pid: (comm, ppid, utime+stime ticks)}."""
-    out = {}
+    out: dict[int, tuple[str, int | None, int]] = {}
     for line in text.splitlines():
         head, sep, rest = line.rpartition(")")
         pid_text, _, comm = head.partition(" (")
@@ -371,7 +372,7 @@ def snapshot_from_text(sockets_text: str, details_text: str) -> tuple[Snapshot, 
         raws.append(procfs.RawProcess(
             pid=pid, host_pid=pid, name=info.get("Name", comm), cmdline=_cmdline(info.get("Cmdline", "")),
             exe=info.get("Exe") or None, uid=procfs._first_int(info.get("Uid")), ppid=ppid,
-            socket_inodes=tuple(inodes) if (inodes or root) else None, cpu_ticks=ticks,
+            socket_inodes=tuple(inodes or ()) if (inodes or root) else None, cpu_ticks=ticks,
         ))
     return observe.build_snapshot(raw_sockets, raws, problems), has_ipv6_loopback(parts.get("if_inet6", ""))
 
@@ -379,7 +380,7 @@ def snapshot_from_text(sockets_text: str, details_text: str) -> tuple[Snapshot, 
 def owner_pids(sockets_text: str) -> list[int]:
     """PIDs holding a LISTEN socket (and PID 1), from the sockets script's output."""
     parts = sections(sockets_text)
-    inodes = set()
+    inodes: set[int] = set()
     for family, name in ((4, "tcp"), (6, "tcp6")):
         found, _ = procfs.parse_proc_net_tcp(parts.get(name, ""), family)
         inodes.update(s.inode for s in found)
@@ -562,6 +563,11 @@ class SshHostTarget(RemoteSystemTarget):
         self.session: SshSession | None = None
         self.system: RemoteSystem | None = None
         self.connect_timeout = connect_timeout
+
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> SshHostTarget:
+        endpoint = replace(parse_ssh_url(ref), identity=options.ssh_key, known_hosts=options.ssh_known_hosts)
+        return cls(endpoint)
 
     def start(self) -> None:
         self.session = SshSession(self.endpoint, connect_timeout=self.connect_timeout)

@@ -34,6 +34,7 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass, replace
+from typing import Any
 
 from smtpgate.errors import CollectError, TargetError
 from smtpgate.model import TargetInfo
@@ -126,7 +127,7 @@ def _die_with_parent() -> None:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except Exception:  # noqa: BLE001,S110 - best effort; stop() kills it anyway
+    except (OSError, AttributeError):  # no libc or no prctl: best effort, stop() kills it anyway
         pass
 
 
@@ -242,6 +243,10 @@ class VmTarget(RemoteSystemTarget):
     """A disk image booted with qemu in snapshot mode and entered over SSH."""
 
     not_ready = "the VM is not running"
+
+    @classmethod
+    def from_ref(cls, ref: str, options: Any) -> VmTarget:
+        return cls(ref, options.vm)
 
     def __init__(self, image: str, options: VmOptions | None = None):
         self.image = os.path.abspath(image)

@@ -12,6 +12,7 @@ import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
+import docker.errors
 import pytest
 import yaml
 
@@ -50,7 +51,7 @@ def images(docker_client):
         ref = EXPECTED[name]["image"]
         try:
             docker_client.images.get(ref)
-        except Exception:  # noqa: BLE001
+        except docker.errors.ImageNotFound:
             missing.append(ref)
     if missing:
         pytest.fail(f"fixture images not built: {', '.join(missing)} (run ./dev fixtures)", pytrace=False)

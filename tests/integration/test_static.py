@@ -47,6 +47,21 @@ def test_delayed_start_fails_on_static_evidence(scan_image):
     assert "sleeping 60 s" in " ".join(e["text"] for e in finding["evidence"])
 
 
+@pytest.mark.parametrize("extra", [(), ("--static",)], ids=["normal", "static"])
+def test_a_flooded_wants_directory_is_cut_reported_and_bounded(scan_image, extra):
+    """A million empty files in a *.wants (issue 16): the listing is cut per directory, the cut is
+    an error of the scan naming the directory (never a note on a pass), and the time stays bounded;
+    the image's command (`sleep 40; exec postfix start-fg`) still fails it."""
+    run = scan_image(EXPECTED["hostile-flood"]["image"], *extra)
+    (target,) = run.report["targets"]
+    assert run.code in (1, 2), target
+    cut = [e for e in target["errors"] if "multi-user.target.wants: more than 10000 entries" in e]
+    assert cut and "could not be read completely" in cut[0], target["errors"]
+    assert target["timings"]["total"] < 90, target["timings"]
+    finding = _finding(run, "postfix")
+    assert finding["state"] == "enabled" and finding["decision"]["outcome"] == "fail"
+
+
 def test_static_is_much_faster_than_a_normal_scan(scan_image):
     for name in ("postfix-all", "exim-all", "supervisord-aiosmtpd"):
         normal = scan_image(EXPECTED[name]["image"]).report["targets"][0]["timings"]["total"]
@@ -100,3 +115,21 @@ def test_large_file_keeps_memory_bounded(images, method):
     assert out["findings"] == [["postfix", "enabled"]]
     if method == "export":  # streamed past, reported, never kept
         assert any("/etc/postfix/huge.cf" in p and "limit" in p for p in out["problems"])
+
+
+@pytest.mark.parametrize("extra", [(), ("--static",)], ids=["normal", "static"])
+def test_a_crashing_static_reader_is_exit_2_never_a_note(images, tmp_path, monkeypatch, extra):
+    """A reader that raises what it does not expect (here: the systemd reader) leaves the static
+    evidence incomplete: exit 2 naming the reader, on an image that otherwise passes."""
+    from smtpgate.cli import main
+    from smtpgate.static import services
+
+    def crash(*_args):
+        raise KeyError("unit")
+
+    monkeypatch.setattr(services, "systemd", crash)
+    out = tmp_path / "r.json"
+    code = main(["scan", EXPECTED["clean"]["image"], *extra, "--json", str(out), "-q"])
+    (target,) = json.loads(out.read_text())["targets"]
+    assert code == 2, target
+    assert any("the systemd units reader failed (KeyError" in e for e in target["errors"]), target["errors"]

@@ -240,7 +240,7 @@ def test_known_software_refuses_unknown_ids() -> None:
     with pytest.raises(PolicyError) as err:
         policy_from_text(text, "p.yml", known_software={"postfix", "exim"})
     assert str(err.value) == (
-        "p.yml:3: approvals[0].software: unknown software 'postifx'; "
+        "p.yml:3: approvals[0].software: unknown software 'postifx' (did you mean 'postfix'?); "
         'known: exim, postfix, or "*" for any'
     )
     assert policy_from_text(

@@ -1,0 +1,81 @@
+"""Every fixture on a nested Docker 28.5 engine with the containerd image store
+and a minimum API version of 1.44: Docker 29's defaults for new installs
+(tests/machines.py). Same verdicts as on the host's engine, normal and
+--static, through the host path (the machine shares the host's pid namespace,
+as an engine on a CI runner does), and a client that negotiates its API
+version instead of pinning one."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from smtpgate.cli import main
+from tests import machines
+from tests.integration.conftest import EXPECTED, fixture_names
+
+# Fixtures marked `machines: false` in expected.yaml (a million-file layer, a
+# 1 GiB file) cost minutes to copy into a nested engine and test nothing that
+# is engine-specific; every other fixture runs there.
+NAMES = [n for n in fixture_names() if EXPECTED[n].get("machines", True)]
+
+
+@pytest.fixture(scope="module")
+def containerd_engine(images):
+    kind = machines.KINDS["docker-28-containerd"]
+    with machines.machine(kind.name, sorted(EXPECTED[n]["image"] for n in NAMES)) as m:
+        yield m
+
+
+def _scan(tmp_path, monkeypatch, engine, ref: str, *extra: str) -> tuple[int, dict]:
+    for key, value in engine.env().items():
+        monkeypatch.setenv(key, value)
+    out = tmp_path / "r.json"
+    code = main(["scan", ref, "--json", str(out), "-q", "--pull", "never", *extra])
+    return code, json.loads(out.read_text())
+
+
+def _summary(report: dict) -> list[tuple]:
+    (target,) = report["targets"]
+    return sorted((f["software"]["id"], tuple(sorted(f["ports"])), f["scope"], f["decision"]["outcome"],
+                   f["protocol"], f["state"]) for f in target["findings"])
+
+
+def _want(name: str) -> list[tuple]:
+    found = EXPECTED[name].get("findings") or []
+    return sorted((e["software"], tuple(sorted(e["ports"])), e["scope"], e["outcome"], e.get("protocol", "smtp"),
+                   e.get("state", "listening")) for e in found)
+
+
+def test_the_machine_is_the_containerd_store_and_refuses_old_clients(containerd_engine):
+    info = json.loads(containerd_engine.docker("info", "--format", "{{json .}}").stdout)
+    assert info["ServerVersion"].startswith("28.")
+    assert info["Driver"] == "overlayfs", info["Driver"]  # the containerd snapshotter, not overlay2
+    import docker
+
+    pinned = docker.DockerClient(base_url=containerd_engine.docker_host, version="1.41")
+    with pytest.raises(docker.errors.APIError) as refused:
+        pinned.images.list()
+    assert refused.value.status_code == 400 and "too old" in str(refused.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_same_verdict_on_the_containerd_store(tmp_path, monkeypatch, containerd_engine, name):
+    want = EXPECTED[name]
+    code, report = _scan(tmp_path, monkeypatch, containerd_engine, want["image"])
+    (target,) = report["targets"]
+    assert code == want["exit"], target
+    assert target["method"] == "host-proc+netns", target["method"]
+    assert _summary(report) == _want(name)
+    assert machines.labelled_on(containerd_engine, os.getpid()) == []
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if "static_exit" in EXPECTED[n]])
+def test_same_static_verdict_on_the_containerd_store(tmp_path, monkeypatch, containerd_engine, name):
+    code, report = _scan(tmp_path, monkeypatch, containerd_engine, EXPECTED[name]["image"], "--static")
+    (target,) = report["targets"]
+    assert code == EXPECTED[name]["static_exit"], target
+    assert target["method"] == "static" and not target["listeners"]
+    assert machines.labelled_on(containerd_engine, os.getpid()) == []
