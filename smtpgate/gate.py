@@ -376,7 +376,7 @@ def _not_probed(listeners: tuple[Listener, ...], why: str) -> list[SmtpProbe]:
 def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     """Settle, collect, probe and judge a started target."""
     timings: dict[str, float] = {}
-    static = StaticEvidence(target) if opts.static_evidence else None  # a thread, beside settling
+    static = StaticEvidence(target, boots_init=opts.boots_init) if opts.static_evidence else None  # beside settling
     t0 = time.monotonic()
     exposed = tuple(target.exposed_tcp_ports)
     settled = settle(target, opts, exposed, late_start=target.info.kind == "image")

@@ -153,6 +153,13 @@ class Finding:
         return any(e.kind == "command" for e in self.evidence)
 
     @property
+    def starts_only_maybe(self) -> bool:
+        """Enabled only under a condition nothing decides, or for an init that does not run
+        (evidence "conditional"/"dormant", no "command" or "unit"): it may start, it is not known to."""
+        kinds = {e.kind for e in self.evidence}
+        return bool(kinds & {"conditional", "dormant"}) and not kinds & {"command", "unit"}
+
+    @property
     def ports(self) -> tuple[int, ...]:
         return tuple(sorted({li.port for li in self.listeners}))
 

@@ -89,8 +89,10 @@ class StaticEvidence:
     with a note: an image could otherwise flood its filesystem to hide what
     its command starts after a long sleep."""
 
-    def __init__(self, target: Any, limits: FsLimits | None = None) -> None:
+    def __init__(self, target: Any, limits: FsLimits | None = None, boots_init: bool | None = None,
+                 ) -> None:
         self.facts: StaticFacts | None = None
+        self._boots_init = boots_init  # --boots-init: links count as read by a booted init
         self.error: str | None = None
         self.crash: BaseException | None = None  # an unexpected exception, raised again by result()
         self.seconds = 0.0
@@ -110,8 +112,8 @@ class StaticEvidence:
     def _run(self, engine: Any, image_id: str, running: Any) -> None:
         started = time.monotonic()
         try:
-            self.facts = image_facts(engine, engine.image(image_id), limits=self.limits, spec=self._spec,
-                                     layers=running() if running else None)
+            self.facts = image_facts(engine, engine.image(image_id), self._boots_init, limits=self.limits,
+                                     spec=self._spec, layers=running() if running else None)
         except SmtpgateError as exc:
             self.error = f"static analysis of the image failed: {exc}"
         except BaseException as exc:  # noqa: BLE001 - handed over: result() raises it

@@ -116,6 +116,8 @@ def default_for(
     if finding.state is State.ENABLED:
         if defaults.enabled is not None:
             return "enabled", defaults.enabled, ""
+        if finding.starts_only_maybe:
+            return "enabled", Outcome.WARN, maybe_note(finding)
         if finding.configured_scope is BindScope.LOOPBACK and (boots_init or finding.starts_with_image):
             return "loopback", defaults.loopback, (
                 "it would start, and its configuration binds it to loopback only, so it is judged as a "
@@ -128,6 +130,15 @@ def default_for(
             )
         return "enabled", *auto_enabled(boots_init)
     return "installed", defaults.installed, ""
+
+
+def maybe_note(finding: Finding) -> str:
+    """Why a finding that may start is only a warning (`Finding.starts_only_maybe`)."""
+    if any(e.kind == "conditional" for e in finding.evidence):
+        return ("the image's command starts it only under a condition that its configuration does not decide "
+                "(the evidence names it), so this is a warning")
+    return ("what enables it is read by no init system this image runs: PID 1 is another init or supervisor "
+            "(the evidence names it), so this is a warning")
 
 
 def auto_enabled(boots_init: bool) -> tuple[Outcome, str]:

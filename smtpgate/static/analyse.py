@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from smtpgate import software
 from smtpgate.errors import SmtpgateError
 from smtpgate.static import services
-from smtpgate.static.command import BOOT_INITS, analyse_command
+from smtpgate.static.command import BOOT_INITS, INITS, analyse_command
 from smtpgate.static.config import READERS
 from smtpgate.static.facts import Enablement, StaticFacts
 from smtpgate.static.fs import RootFS, StaticError
@@ -41,6 +41,27 @@ def _safe(fs: RootFS, what: str, fn: Callable[..., T], *args: Any, default: Any)
     return default
 
 
+_BOOTS = {"systemd": "systemd", "sysv": "SysV init (or systemd's generator)", "openrc": "OpenRC",
+          "supervisord": "supervisord", "s6": "s6", "runit": "runit", "inetd": "inetd"}
+
+
+def _judged_by_init(item: Enablement, launched: set[str], init: str, boots_init: bool | None) -> Enablement:
+    """Name the init that would start it: the one the image command launches, or none (dormant) when
+    PID 1 is an init that does not read this mechanism (supervisord does not read systemd units)."""
+    if item.mechanism in launched and not item.dormant:
+        return replace(item, by_command=True, text=f"{item.text}; the image command launches {item.mechanism}, "
+                       f"so it starts")
+    starter = _BOOTS.get(item.mechanism, "its init")
+    if boots_init:
+        return replace(item, text=f"{item.text}; judged as a booted machine: {starter} starts it")
+    if init not in INITS:  # no init as PID 1: it starts only where one boots (a warning, see policy)
+        pid1 = f"PID 1 would be {init}, no init" if init else "PID 1 not known"
+        return replace(item, text=f"{item.text}; starts where {starter} boots ({pid1})")
+    reads = ", ".join(sorted(launched)) or "nothing"
+    return replace(item, dormant=True, text=f"{item.text}; not started: PID 1 would be {init}, which reads "
+                   f"only {reads} configuration")
+
+
 def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: bool | None = None) -> StaticFacts:
     """Installed, enabled and configured MTAs in `fs`; `boots_init` None decides from the image command."""
     problems: list[str] = []
@@ -57,24 +78,22 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
     managed += _safe(fs, "SysV rc links", services.sysv, fs, problems, default=[])
     managed += _safe(fs, "OpenRC runlevels", services.openrc, fs, problems, default=[])
     managed += _safe(fs, "supervisord", services.supervisord, fs, problems,
-                     cmd.supervisord_config if cmd else None, listens, default=[])
-    managed += _safe(fs, "s6/runit services", services.service_dirs, fs, problems, default=[])
+                     cmd.supervisord_config if cmd else None, listens, image_config.env if image_config else None,
+                     default=[])
+    managed += _safe(fs, "s6/runit services", services.service_dirs, fs, problems,
+                     cmd.scan_dirs if cmd else None, default=[])
     for reader, name in ((services.inetd, "inetd"), (services.xinetd, "xinetd")):
         en, li = _safe(fs, name, reader, fs, problems, default=([], []))
         managed += en
         listens += li
-    for item in managed:
-        if item.mechanism in launched:
-            item = replace(item, by_command=True,
-                           text=f"{item.text}; the image command launches {item.mechanism}, so it starts")
-        enabled.append(item)
+    init = cmd.init if cmd else ""
+    enabled += [_judged_by_init(item, launched, init, boots_init) for item in managed]
     for mta_id, config_reader in READERS.items():
         listens += _safe(fs, f"{software.get(mta_id).name} configuration", config_reader, fs, problems,
                          default=[])
     # Dovecot, nginx: an SMTP service only where the configuration sets one up.
     smtp_configured = {c.software for c in listens}
     drop = {m.id for m in software.all_mtas() if m.needs_smtp_config and m.id not in smtp_configured}
-    init = cmd.init if cmd else ""
     boots = boots_init if boots_init is not None else init in BOOT_INITS
     return StaticFacts(
         packages=tuple(p for p in packages if p.software not in drop),

@@ -47,9 +47,16 @@ class Enablement:
     path: str | None = None
     line: int | None = None
     by_command: bool = False  # the image's own command starts it (directly or through what it launches)
+    condition: str = ""  # it starts only when this holds, and nothing known decides it
+    dormant: bool = False  # PID 1 is an init that does not read this mechanism: nothing would start it
 
     def evidence(self) -> Evidence:
-        return Evidence("command" if self.by_command else "unit", self.text, self.path, self.line)
+        """kind "command": starts wherever the image runs; "conditional": may start (a warning);
+        "dormant": set up for an init that does not run; "unit": starts where an init boots."""
+        if self.condition:
+            return Evidence("conditional", f"{self.text}; it may start when {self.condition}", self.path, self.line)
+        kind = "command" if self.by_command else "dormant" if self.dormant else "unit"
+        return Evidence(kind, self.text, self.path, self.line)
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ entrypoint reader uses).
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 from smtpgate import software
 from smtpgate.model import BindScope, Process
@@ -23,7 +24,7 @@ BOOT_TARGETS = ("multi-user.target", "default.target", "graphical.target", "sock
 SYSV_RUNLEVELS = ("/etc/rc2.d", "/etc/rc3.d", "/etc/rc4.d", "/etc/rc5.d", "/etc/rcS.d", "/etc/rc.d/rc3.d",
                   "/etc/rc.d/rc5.d")
 OPENRC_RUNLEVELS = ("/etc/runlevels/default", "/etc/runlevels/boot", "/etc/runlevels/sysinit")
-S6_DIRS = ("/etc/services.d", "/etc/s6/services", "/etc/s6", "/etc/s6-overlay/s6-rc.d")
+S6_DIRS = ("/etc/services.d", "/etc/s6/services", "/etc/s6", "/etc/s6-overlay/s6-rc.d", "/run/service")
 RUNIT_DIRS = ("/etc/service", "/var/service", "/service", "/etc/runit/runsvdir/default")
 SMTP_SERVICES = {"smtp": 25, "submission": 587, "smtps": 465, "submissions": 465, "urd": 465, "ssmtp": 465,
                  "25": 25, "465": 465, "587": 587}
@@ -39,6 +40,77 @@ def mta_by_unit(name: str) -> Mta | None:
 def mta_by_command(command: str) -> Mta | None:
     return next((m for m in software.all_mtas() if m.starts and m.starts_daemon(command)), None) or next(
         (m for m in software.all_mtas() if not m.starts and m.processes and m.starts_daemon(command)), None)
+
+
+MAX_DEFINITION_DEPTH = 3
+
+
+def command_mta(fs: RootFS, text: str, where: str, problems: list[str], env: dict[str, str] | None = None,
+                args: list[str] | None = None, depth: int = 0) -> Mta | None:
+    """The MTA a command line or script starts: directly, or through a shell script it runs
+    (a supervisord program's wrapper, a run script that execs another), `MAX_DEFINITION_DEPTH` deep."""
+    for cmd in shell.commands(text, problems, where, env, args=args, arg0=where, exists=fs.exists, glob=fs.glob):
+        argv, _ = shell.unwrap(list(cmd.argv))
+        mta = mta_by_command(" ".join(argv)) if argv else None
+        if mta is not None:
+            return mta
+        path = _script_path(fs, argv)
+        if path is not None and depth < MAX_DEFINITION_DEPTH:
+            inner = command_mta(fs, fs.text(path) or "", path, problems, env, argv[1:], depth + 1)
+            if inner is not None:
+                return inner
+    return None
+
+
+def _script_path(fs: RootFS, argv: list[str]) -> str | None:
+    if not argv:
+        return None
+    arg = shell.script_argument(tuple(argv))
+    if arg and arg.startswith("/") and fs.isfile(arg):
+        return arg
+    head = fs.head(argv[0]) if argv[0].startswith("/") else None
+    first = head.split(b"\n", 1)[0] if head else b""
+    words = first[2:].decode("utf-8", "replace").split() if first.startswith(b"#!") else []
+    return argv[0] if any(w.rsplit("/", 1)[-1] in shell.SHELLS for w in words[:2]) else None
+
+
+def resolve_service(fs: RootFS, manager: str, name: str, supervisord_config: str | None, env: dict[str, str],
+                    problems: list[str]) -> tuple[Mta, str] | None:
+    """The MTA a control command's service X runs, by the service's definition where the image has
+    one (and says how it was found), else by its name."""
+    base = name.rstrip("/").rsplit("/", 1)[-1]
+    for path, how in _definitions(fs, manager, name, base, supervisord_config, problems, env):
+        if path.startswith("program:"):
+            mta = command_mta(fs, how, path, problems, env)
+            how = f"supervisord [{path}] runs `{how[:120]}`"
+        elif path.endswith(".service"):
+            mta = _unit_mta(fs, path, base if base.endswith(".service") else f"{base}.service")
+            how = f"unit {path}"
+        else:
+            mta = command_mta(fs, fs.text(path) or "", path, problems, env, ["start"] if "/init.d/" in path else None)
+            how = f"defined by {path}"
+        if mta is not None:
+            return mta, how
+    unit = mta_by_unit(base.split(":", 1)[-1])
+    return (unit, "by its name") if unit is not None else None
+
+
+def _definitions(fs: RootFS, manager: str, name: str, base: str, supervisord_config: str | None,
+                 problems: list[str], env: dict[str, str]) -> list[tuple[str, str]]:
+    if manager == "supervisord":
+        wanted = base.split(":", 1)[-1]
+        progs = programs(fs, supervisord_config, problems, env)
+        return [(f"program:{p.name}", p.command) for p in progs if wanted in ("all", "*", p.name)]
+    if manager in ("runit", "s6"):
+        dirs = [name] if name.startswith("/") else []
+        dirs += [f"{root}/{base}" for root in (*S6_DIRS, *RUNIT_DIRS, "/run/service", "/etc/sv", "/etc/runit/sv")]
+        return [(f"{d}/{f}", "") for d in dirs for f in ("run", "up") if fs.isfile(f"{d}/{f}")][:2]
+    if manager in ("sysv", "openrc"):
+        return [(f"{d}/{base}", "") for d in ("/etc/init.d", "/etc/rc.d/init.d") if fs.isfile(f"{d}/{base}")]
+    if manager == "systemd":
+        unit = base if base.endswith(".service") else f"{base}.service"
+        return [(f"{d}/{unit}", "") for d in UNIT_DIRS if fs.isfile(f"{d}/{unit}")][:1]
+    return []
 
 
 # Servers configured on their command line: option, default "host:port" (None: no default known).
@@ -127,8 +199,11 @@ def _unit_mta(fs: RootFS, path: str, unit: str) -> Mta | None:
 
 
 def sysv(fs: RootFS, problems: list[str]) -> list[Enablement]:
+    """S links of the runlevels SysV init enters: with an /etc/inittab, rcS and its `initdefault`
+    runlevel, plus the daemons its own lines run; without one, runlevels S and 2-5."""
     out, seen = [], set()
-    for rc in SYSV_RUNLEVELS:
+    runlevels, extra = _inittab(fs, problems)
+    for rc in runlevels:
         for name in fs.listdir(rc):
             m = re.match(r"^S\d\d(.+)$", name)
             mta = mta_by_unit(m.group(1)) if m else None
@@ -136,7 +211,26 @@ def sysv(fs: RootFS, problems: list[str]) -> list[Enablement]:
                 seen.add(mta.id)
                 out.append(Enablement(mta.id, "sysv", f"SysV init script starts it at boot ({rc}/{name})",
                                       f"{rc}/{name}"))
-    return out
+    return out + extra
+
+
+def _inittab(fs: RootFS, problems: list[str]) -> tuple[tuple[str, ...], list[Enablement]]:
+    text = fs.text("/etc/inittab")
+    if text is None:
+        return SYSV_RUNLEVELS, []
+    level, extra = "2", []
+    for number, raw in enumerate(text.splitlines(), 1):
+        fields = raw.split(":", 3)
+        if raw.lstrip().startswith("#") or len(fields) < 4:
+            continue
+        if fields[2] == "initdefault" and fields[1].strip():
+            level = fields[1].strip()[:1]
+        elif fields[2] in ("respawn", "once", "wait", "boot", "bootwait", "sysinit"):
+            mta = mta_by_command(fields[3].strip())
+            if mta is not None:
+                extra.append(Enablement(mta.id, "sysv", f"/etc/inittab line {number} runs `{fields[3][:200]}`",
+                                        "/etc/inittab", number))
+    return ("/etc/rcS.d", f"/etc/rc{level}.d", f"/etc/rc.d/rc{level}.d"), extra
 
 
 def openrc(fs: RootFS, problems: list[str]) -> list[Enablement]:
@@ -154,12 +248,12 @@ def openrc(fs: RootFS, problems: list[str]) -> list[Enablement]:
 
 
 def supervisord(fs: RootFS, problems: list[str], config: str | None = None,
-                listens: list[ConfiguredListen] | None = None) -> list[Enablement]:
-    """Programs with autostart; where one configures its listener on its command line
-    (aiosmtpd -l, ...), that goes to `listens`."""
+                listens: list[ConfiguredListen] | None = None, env: dict[str, str] | None = None) -> list[Enablement]:
+    """Programs with autostart (and what their commands start, through the scripts they run);
+    where one configures its listener on its command line (aiosmtpd -l, ...), that goes to `listens`."""
     out = []
-    for prog in programs(fs, config, problems):
-        mta = _commands_mta(prog.command, problems, prog.path)
+    for prog in programs(fs, config, problems, env):
+        mta = command_mta(fs, prog.command, prog.path, problems, env)
         if mta is None:
             continue
         listen = argv_listen(mta.id, tuple(prog.command.split()))
@@ -169,46 +263,57 @@ def supervisord(fs: RootFS, problems: list[str], config: str | None = None,
                                             f"{listen[0]}:{listen[1]}", prog.path, prog.line))
         if not prog.autostart:
             problems.append(f"{prog.path}:{prog.line}: supervisord program {prog.name} runs {mta.name} "
-                            "but has autostart=false; not counted")
+                            "but has autostart=false; not counted unless a command starts it (supervisorctl start)")
             continue
         out.append(Enablement(mta.id, "supervisord", f"supervisord program {prog.name} (autostart) runs "
                               f"`{prog.command[:200]}`", prog.path, prog.line))
     return out
 
 
-def _commands_mta(text: str, problems: list[str], where: str) -> Mta | None:
-    for cmd in shell.commands(text, problems, where):
-        mta = mta_by_command(cmd.text)
-        if mta is not None:
-            return mta
-    return None
+S6_RC = "/etc/s6-overlay/s6-rc.d"
 
 
-def service_dirs(fs: RootFS, problems: list[str]) -> list[Enablement]:
-    """s6 (s6-overlay v2 and v3, plain s6) and runit service directories with a `run` script."""
+def service_dirs(fs: RootFS, problems: list[str], scan_dirs: dict[str, list[str]] | None = None,
+                 ) -> list[Enablement]:
+    """s6 (s6-overlay v2 and v3, plain s6) and runit service directories with a `run` script (an s6-rc
+    oneshot: `up`). A `down` file means not started. s6-overlay v3 starts the s6-rc services of its
+    `user` bundle (`user/contents.d`). Where the command names the directory `runsvdir`/`s6-svscan`
+    scans, only that one is what the launched supervisor starts: the others are `dormant`."""
     out = []
+    scan_dirs = scan_dirs or {}
     for mechanism, roots in (("s6", S6_DIRS), ("runit", RUNIT_DIRS)):
-        for root in roots:
+        named = scan_dirs.get(mechanism, [])
+        for root in dict.fromkeys([*named, *roots]):
+            bundle = set(fs.listdir(f"{root}/user/contents.d")) if root == S6_RC else None
             for name in fs.listdir(root):
-                run = f"{root}/{name}/run"
-                text = fs.text(run)
-                if text is None:
-                    continue
-                if fs.exists(f"{root}/{name}/down"):
-                    problems.append(f"{root}/{name}: has a `down` file; not started")
-                    continue
-                mta = None
-                for cmd in shell.commands(text, problems, run):
-                    mta = mta_by_command(cmd.text)
-                    if mta is not None:
-                        out.append(Enablement(mta.id, mechanism, f"{mechanism} service {name} runs "
-                                              f"`{cmd.text[:200]}`", run, cmd.line))
-                        break
-                if mta is None and mta_by_unit(name) is not None:
-                    unit = mta_by_unit(name)
-                    assert unit is not None
-                    out.append(Enablement(unit.id, mechanism, f"{mechanism} service {name}", run))
+                found = _service_dir(fs, mechanism, root, name, bundle, problems)
+                if found is not None:
+                    dormant = bool(named) and root not in named and not _same_dir(fs, root, named)
+                    out.append(replace(found, dormant=dormant) if dormant else found)
     return out
+
+
+def _same_dir(fs: RootFS, root: str, named: list[str]) -> bool:
+    real = fs.readlink(root) or ""
+    return bool(real) and any(real.rstrip("/") == n.rstrip("/") for n in named)
+
+
+def _service_dir(fs: RootFS, mechanism: str, root: str, name: str, bundle: set[str] | None,
+                 problems: list[str]) -> Enablement | None:
+    run = next((f"{root}/{name}/{f}" for f in ("run", "up") if fs.isfile(f"{root}/{name}/{f}")), None)
+    if run is None:
+        return None
+    if fs.exists(f"{root}/{name}/down"):
+        problems.append(f"{root}/{name}: has a `down` file; not started unless a command brings it up")
+        return None
+    if bundle is not None and name not in bundle:
+        problems.append(f"{root}/{name}: not in the s6-rc `user` bundle; not started unless a command does")
+        return None
+    mta = command_mta(fs, fs.text(run) or "", run, problems)
+    if mta is not None:
+        return Enablement(mta.id, mechanism, f"{mechanism} service {name} runs {mta.name} ({run})", run)
+    unit = mta_by_unit(name)
+    return Enablement(unit.id, mechanism, f"{mechanism} service {name}", run) if unit is not None else None
 
 
 # -- inetd, xinetd ---------------------------------------------------------------

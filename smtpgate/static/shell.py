@@ -1,31 +1,28 @@
-"""Just enough shell to find the commands a script or `sh -c` line runs.
+"""The commands a script or `sh -c` line would run, and the wrappers around them.
 
-Not an interpreter: a script is split into simple commands (`;`, `&`, `&&`,
-`||`, `|`, newlines, subshell parentheses), each with its line number; leading
-variable assignments and wrappers (`exec`, `nohup`, `gosu user`, `tini --`,
-`su -c '...'`, ...) are peeled off; `sh -c '...'` is split again. Quoting
-follows POSIX (shlex); a line shlex cannot split (unbalanced quotes) is split
-on white space and reported.
+The script is walked on its tree-sitter parse tree (`shellwalk`: branches
+decided by the environment, `"$@"` replaced by the positional parameters,
+conditions kept where nothing decides them); each simple command then has its
+leading wrappers (`exec`, `nohup`, `gosu user`, `tini --`, `su -c '...'`, ...)
+peeled off, and `sh -c '...'` is walked again.
 """
 
 from __future__ import annotations
 
 import re
-import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
+from smtpgate.static import shellwalk
+
 SHELLS = {"sh", "bash", "dash", "ash", "ksh", "zsh", "busybox", "mksh"}
-MAX_COMMANDS = 5000
-_OPERATORS = {";", "&", "&&", "||", "|", "(", ")", ";;", "|&", "{", "}", "!"}
-_KEYWORDS = {"then", "do", "else", "elif", "if", "while", "until", "time"}
+MAX_COMMANDS = 100_000
 _ASSIGN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
-_HEREDOC = re.compile(r"<<-?\s*['\"]?([A-Za-z_0-9]+)['\"]?")
-_VAR = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
 
 # wrapper -> how many arguments (option values) it takes before the real command; "--" ends options
 _WRAPPERS: dict[str, int] = {
     "exec": 0, "nohup": 0, "setsid": 0, "command": 0, "builtin": 0, "time": 0, "nice": 0, "ionice": 0,
-    "tini": 0, "dumb-init": 0, "catatonit": 0, "stdbuf": 0, "chrt": 0, "taskset": 0,
+    "tini": 0, "tini-static": 0, "dumb-init": 0, "catatonit": 0, "docker-init": 0, "stdbuf": 0, "chrt": 0, "taskset": 0,
     "gosu": 1, "su-exec": 1, "s6-setuidgid": 1, "setuidgid": 1, "chpst": 0, "runuser": 0,
     "sudo": 0, "doas": 0, "env": 0, "timeout": 1, "unbuffer": 0, "xargs": 0, "with-contenv": 0,
 }
@@ -40,6 +37,9 @@ class Command:
     line: int
     exec_: bool = False  # `exec cmd`: it replaces the shell (becomes PID 1 when the shell was)
     background: bool = False
+    condition: str = ""  # runs only when this holds (a branch the known environment does not decide)
+    loop: bool = False  # in a loop body
+    skipped: bool = False  # in a branch the environment given rules out (see `condition`)
 
     @property
     def text(self) -> str:
@@ -50,89 +50,33 @@ class Command:
         return self.argv[0].rsplit("/", 1)[-1] if self.argv else ""
 
 
-def logical_lines(text: str) -> list[tuple[int, str]]:
-    """(first line number, text) with backslash-newline continuations joined, comments dropped."""
-    out: list[tuple[int, str]] = []
-    buf, start = "", 0
-    for number, raw in enumerate(text.splitlines(), 1):
-        line = raw.rstrip()
-        if not buf:
-            start = number
-            if line.lstrip().startswith("#"):
-                continue
-        if line.endswith("\\") and not line.endswith("\\\\"):
-            buf += line[:-1] + " "
-            continue
-        buf += line
-        if buf.strip():
-            out.append((start, buf))
-        buf = ""
-    if buf.strip():
-        out.append((start, buf))
-    return out
-
-
-def words(line: str, problems: list[str] | None = None, where: str = "") -> list[str]:
-    lex = shlex.shlex(line, posix=True, punctuation_chars=";&|()<>")
-    lex.whitespace_split = True
-    lex.commenters = "#"
-    try:
-        return list(lex)
-    except ValueError as exc:
-        if problems is not None:
-            problems.append(f"{where}: cannot split shell line ({exc}); read word by word")
-        return line.split()
-
-
 def commands(text: str, problems: list[str] | None = None, where: str = "", env: dict[str, str] | None = None,
-             depth: int = 0) -> list[Command]:
-    """Every simple command in a script (or `-c` string), with `sh -c` and `su -c` strings opened."""
+             depth: int = 0, *, args: list[str] | tuple[str, ...] | None = None, arg0: str = "sh",
+             exists: Callable[[str], bool] | None = None, glob: Callable[[str], list[str]] | None = None,
+             ) -> list[Command]:
+    """Every simple command a script (or `-c` string) would run, with `sh -c` and `su -c` strings opened.
+
+    `env` decides the branches on variables and `args` are the positional parameters (`"$@"`; None:
+    unknown); see `shellwalk` for how branches are decided and what `Command.condition` holds.
+    """
     out: list[Command] = []
     if depth > 4:
         return out
-    heredoc = ""
-    groups = 0  # inside ( ... ): `exec` replaces a subshell, not the script
-    for number, line in logical_lines(text[:1 << 20]):
+    for raw in shellwalk.walk(text, env=env, args=args, arg0=arg0, problems=problems, where=where,
+                              exists=exists, glob=glob):
         if len(out) >= MAX_COMMANDS:
+            if problems is not None:
+                problems.append(f"{where}: more than {MAX_COMMANDS} commands; the rest is not read")
             break
-        if heredoc:
-            heredoc = "" if line.strip() == heredoc else heredoc
-            continue
-        found = _HEREDOC.search(line)
-        if found:  # the body is data, not commands
-            heredoc, line = found.group(1), line[: found.start()]
-        current: list[str] = []
-        redirect = False
-        for word in [*words(line, problems, f"{where}:{number}"), ";"]:
-            if redirect:  # the target of a redirection is no argument
-                redirect = False
-            elif word and set(word) <= set("<>&") and word not in ("&", "&&"):
-                redirect = True
-                if current and len(current[-1]) == 1 and current[-1].isdigit():
-                    current.pop()  # the "2" of "2>&1"
-            elif word in _OPERATORS:
-                if current:
-                    simple = _command(current, number, word == "&", problems, where, env, depth)
-                    out += [c if not groups else replace(c, exec_=False) for c in simple]
-                current = []
-                groups += {"(": 1, ")": -1}.get(word, 0)
-                groups = max(groups, 0)
-            elif word in _KEYWORDS and not current:
-                continue
-            else:
-                current.append(word)
+        for cmd in _command(list(raw.argv), raw.line, raw.background, problems, where, env, depth):
+            condition = " and ".join(c for c in (raw.condition, cmd.condition) if c)
+            out.append(replace(cmd, exec_=cmd.exec_ and raw.exec_, condition=condition, loop=raw.loop or cmd.loop,
+                               skipped=raw.skipped or cmd.skipped))
     return out[:MAX_COMMANDS]
-
-
-def expand(word: str, env: dict[str, str] | None) -> str:
-    if not env or "$" not in word:
-        return word
-    return _VAR.sub(lambda m: env.get(m.group(1) or m.group(2), m.group(0)), word)
 
 
 def _command(argv: list[str], line: int, background: bool, problems: list[str] | None, where: str,
              env: dict[str, str] | None, depth: int) -> list[Command]:
-    argv = [expand(w, env) for w in argv]
     argv, is_exec = unwrap(argv)
     if not argv:
         return []
@@ -193,6 +137,16 @@ def shell_string(argv: list[str] | tuple[str, ...]) -> str | None:
         if not arg.startswith("-"):
             return None
     return None
+
+
+def shell_string_params(argv: list[str] | tuple[str, ...]) -> tuple[str, list[str]]:
+    """`sh -c 'script' NAME ARG...`: $0 and the positional parameters the script gets."""
+    args = list(argv[1:])
+    for i, arg in enumerate(args):
+        if arg.startswith("-") and not arg.startswith("--") and "c" in arg[1:]:
+            rest = args[i + 2:]
+            return (rest[0], rest[1:]) if rest else ("sh", [])
+    return "sh", []
 
 
 def script_argument(argv: tuple[str, ...]) -> str | None:

@@ -87,8 +87,19 @@ def config_files(fs: RootFS, main: str | None, problems: list[str]) -> list[str]
     return files
 
 
-def programs(fs: RootFS, main: str | None, problems: list[str]) -> list[Program]:
-    """Every `[program:x]` (and `[fcgi-program:x]`) in the config tree."""
+_ENV_REF = re.compile(r"%\(ENV_([A-Za-z_][A-Za-z0-9_]*)\)s")
+
+
+def expand_env(value: str, env: dict[str, str] | None) -> str:
+    """supervisord's `%(ENV_X)s` with the container's environment (unset: left as written)."""
+    if not env or "%(" not in value:
+        return value
+    return _ENV_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+
+
+def programs(fs: RootFS, main: str | None, problems: list[str], env: dict[str, str] | None = None) -> list[Program]:
+    """Every `[program:x]` (and `[fcgi-program:x]`) in the config tree; `%(ENV_X)s` in `command`
+    and `autostart` expanded with `env` (an `autostart` that stays unexpanded counts as true)."""
     out = []
     for path in config_files(fs, main, problems):
         for section, line, keys in ini_sections(fs.text(path) or ""):
@@ -99,6 +110,7 @@ def programs(fs: RootFS, main: str | None, problems: list[str]) -> list[Program]
                 problems.append(f"{path}:{line}: [{section}] has no command")
                 continue
             command, at = keys["command"]
-            autostart = keys.get("autostart", ("true", 0))[0].strip().lower() not in _FALSE
+            command = expand_env(command, env)
+            autostart = expand_env(keys.get("autostart", ("true", 0))[0], env).strip().lower() not in _FALSE
             out.append(Program(name.strip(), command, autostart, path, at))
     return out

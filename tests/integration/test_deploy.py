@@ -23,7 +23,6 @@ RELAY = EXPECTED["env-relay"]["image"]
 DEPLOY = ROOT / "fixtures" / "deploy"
 COMPOSE = "fixtures/deploy/compose.yaml"
 K8S = "fixtures/deploy/k8s.yaml"
-PENDING = pytest.mark.xfail(reason=f"pending: {EXPECTED['env-relay']['pending']}", strict=False)
 
 
 def _targets(run) -> dict[str, dict]:
@@ -103,7 +102,6 @@ def test_a_command_after_the_image_replaces_its_cmd(scan_image):
     assert not any(e["kind"] == "command" for e in finding["evidence"])
 
 
-@PENDING
 def test_static_judges_the_variable_from_env(scan_image):
     assert scan_image(RELAY, "--static", "--env", "ENABLE_RELAY=1").code == 1
     assert scan_image(RELAY, "--static").code == 0

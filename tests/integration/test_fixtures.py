@@ -6,12 +6,7 @@ import pytest
 
 from tests.integration.conftest import EXPECTED, fixture_names
 
-NAMES = [pytest.param(n, marks=pytest.mark.xfail(reason=f"pending: {EXPECTED[n]['pending']}", strict=False))
-         if EXPECTED[n].get("pending") else n for n in fixture_names()]
-
-
-def _name(param) -> str:
-    return param if isinstance(param, str) else param.values[0]
+NAMES = fixture_names()
 
 
 def _findings(run):
@@ -67,7 +62,7 @@ def test_static_exit_code(scan_image, name):
     assert {f["software"]["id"] for f in target["findings"]} <= known
 
 
-@pytest.mark.parametrize("name", [n for n in NAMES if "boots_init_exit" in EXPECTED[_name(n)]])
+@pytest.mark.parametrize("name", [n for n in NAMES if "boots_init_exit" in EXPECTED[n]])
 def test_boots_init_exit_code(scan_image, name):
     for extra in (("--boots-init",), ("--boots-init", "--static")):
         run = scan_image(EXPECTED[name]["image"], *extra)
