@@ -12,6 +12,7 @@ import argparse
 import datetime as dt
 import math
 import os
+import re
 import signal
 import sys
 import traceback
@@ -48,6 +49,30 @@ def _non_negative(text: str) -> float:
     value = _seconds(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text!r} must be 0 or more")
+    return value
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def _size(text: str) -> int:
+    """Bytes from a size the way docker writes them: 1g, 512m, 64k, 1073741824 (more than 0)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?\s*", text.lower())
+    if match is None:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 512m, 1g)")
+    value = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be more than 0 (there is no 'unlimited')")
+    return value
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1 (there is no 'unlimited')")
     return value
 
 
@@ -95,8 +120,17 @@ def parser() -> argparse.ArgumentParser:
                      "engines, Docker-in-Docker, non-root); auto = host when it works, else helper (default)")
     run.add_argument("--helper-image", default=os.environ.get("SMTPGATE_HELPER_IMAGE") or None, metavar="IMAGE",
                      help="image with python3 for the helper container (env SMTPGATE_HELPER_IMAGE)")
-    run.add_argument("--memory", default="1g", help="memory limit of the container under test (default 1g)")
-    run.add_argument("--pids", type=int, default=1024, help="process-count limit (default 1024)")
+    run.add_argument("--memory", type=_size, default="1g", help="memory limit of the container under test (default 1g)")
+    run.add_argument("--pids", type=_count, default=1024, help="process-count limit (default 1024)")
+    run.add_argument("--cpus", type=_positive, default=1.0, metavar="N",
+                     help="CPU quota of the container under test, in CPUs (default 1)")
+    run.add_argument("--disk-limit", type=_size, default="2g", metavar="SIZE",
+                     help="most the container may write to its writable layer: beyond it the container is killed "
+                     "and the scan is exit 2 (default 2g; also a size-limited layer where the engine's storage "
+                     "supports --storage-opt size)")
+    run.add_argument("--read-only", action="store_true",
+                     help="run the image with a read-only root filesystem and small tmpfs mounts on /tmp, "
+                     "/var/tmp and /run (images that write elsewhere at start may then fail)")
     run.add_argument("--settle-window", type=_positive, default=1.0, metavar="S",
                      help="listeners unchanged this long means settled (default 1 s; 2 s while none listens)")
     run.add_argument("--settle-fast", type=_non_negative, default=0.3, metavar="S",
@@ -241,7 +275,8 @@ def _policy(path: str | None) -> Any:
 def _target(spec: Any, args: argparse.Namespace) -> Any:
     from smtpgate.targets import TargetOptions, make_target
 
-    options = TargetOptions(pull=args.pull, memory=args.memory, pids=args.pids, network=args.network,
+    options = TargetOptions(pull=args.pull, memory=args.memory, pids=args.pids, cpus=args.cpus,
+                            disk_limit=args.disk_limit, read_only=args.read_only, network=args.network,
                             method=args.method, helper_image=args.helper_image, ssh_key=args.ssh_key,
                             ssh_known_hosts=args.ssh_known_hosts, spec=spec)
     return make_target(spec.image, options)

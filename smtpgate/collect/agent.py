@@ -7,7 +7,12 @@ Commands (argv after the marker ``smtpgate-agent``):
 
 - ``snapshot``: the LISTEN sockets of this network namespace and every process
   of this pid namespace except the agent's own (marked by ``MARKER`` in their
-  command line): ``{"sockets": [...], "processes": [...], "problems": [...]}``
+  command line), then what each of their threads waits for and their armed
+  timerfds (smtpgate.collect.parked, read right after the processes, as the
+  host path does; the helper has CAP_SYS_PTRACE for /proc/<pid>/syscall and
+  mem): ``{"sockets": [...], "processes": [...], "problems": [...], "threads":
+  [[tid, runs, wait, site], ...] or null, "timerfds": [[pid, fd, seconds, ticks], ...]}``
+  (a wait of -1 is one without end: JSON has no infinity; null: not waiting)
 - ``probe JSON``: JSON ``{"patience": s, "ports": [[address, port, host], ...]}``
   (and ``"budget": s``: ports not done by then answer protocol ``not-probed``);
   probes every port concurrently from this network namespace, connecting to
@@ -27,7 +32,7 @@ import sys
 import threading
 import time
 
-from smtpgate.collect import procfs, smtp
+from smtpgate.collect import parked, procfs, smtp
 
 MARKER = "smtpgate-agent"
 
@@ -41,7 +46,16 @@ def snapshot(proc_root: str = "/proc") -> dict:
         raw = procfs.read_process(proc_root, pid)
         if raw is not None and MARKER not in raw.cmdline:
             processes.append(dataclasses.asdict(raw))
-    return {"sockets": [dataclasses.asdict(s) for s in sockets], "processes": processes, "problems": problems}
+    pids = [p["host_pid"] for p in processes]
+    threads = parked.read_threads(proc_root, pids)
+    return {"sockets": [dataclasses.asdict(s) for s in sockets], "processes": processes, "problems": problems,
+            "threads": None if threads is None else [[t.tid, t.runs, _finite(t.wait), t.site] for t in threads],
+            "timerfds": [[pid, fd, seconds, ticks] for (pid, fd), (seconds, ticks)
+                         in parked.timerfd_states(proc_root, pids).items()]}
+
+
+def _finite(wait: float | None) -> float | None:
+    return -1.0 if wait is not None and wait == float("inf") else wait
 
 
 async def _probe_one(address: str, port: int, host: str, patience: float) -> dict:
@@ -107,11 +121,11 @@ def main(argv: list[str]) -> int:
 
 def bootstrap() -> str:
     """Python source that runs this agent anywhere with python3 and no smtpgate:
-    the three modules' sources as string literals, loaded as modules under their
+    the four modules' sources as string literals, loaded as modules under their
     own names, then ``main(sys.argv[1:])``. Use as ``python3 -c SOURCE smtpgate-agent CMD``."""
     here = os.path.dirname(os.path.abspath(__file__))
     sources = {}
-    for name in ("procfs", "smtp", "agent"):
+    for name in ("procfs", "smtp", "parked", "agent"):
         with open(os.path.join(here, f"{name}.py"), encoding="utf-8") as fh:
             sources[f"smtpgate.collect.{name}"] = fh.read()
     return (

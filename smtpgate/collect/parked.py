@@ -262,7 +262,17 @@ def armed_timerfds(proc_root: str, host_pids: Iterable[int], horizon: float) -> 
     RestartSec=, sd-event, libuv) that fire within ``horizon`` seconds, as
     {(pid, fd): expirations so far}. A wait that only an outside event ends
     is not the whole story when such a timer is one of its events."""
-    found: dict[tuple[int, int], int] = {}
+    return within(timerfd_states(proc_root, host_pids), horizon)
+
+
+def within(states: dict[tuple[int, int], tuple[float, int]], horizon: float) -> dict[tuple[int, int], int]:
+    """{(pid, fd): ticks} of the timerfd_states that fire within ``horizon`` seconds."""
+    return {key: ticks for key, (remaining, ticks) in states.items() if remaining <= horizon}
+
+
+def timerfd_states(proc_root: str, host_pids: Iterable[int]) -> dict[tuple[int, int], tuple[float, int]]:
+    """Every armed timerfd of these processes: {(pid, fd): (seconds until it fires, expirations so far)}."""
+    found: dict[tuple[int, int], tuple[float, int]] = {}
     deadline = time.monotonic() + READ_BUDGET
     for pid in host_pids:
         fd_dir = os.path.join(proc_root, str(pid), "fd")
@@ -281,11 +291,12 @@ def armed_timerfds(proc_root: str, host_pids: Iterable[int], horizon: float) -> 
             info = _read(os.path.join(proc_root, str(pid), "fdinfo", name)) or ""
             fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
             remaining = _pair_seconds(fields.get("it_value", ""))
-            if remaining is not None and 0 < remaining <= horizon:
+            if remaining is not None and remaining > 0:
                 try:
-                    found[(pid, int(name))] = int(fields.get("ticks", "0").strip())
+                    ticks = int(fields.get("ticks", "0").strip())
                 except ValueError:
-                    found[(pid, int(name))] = 0
+                    ticks = 0
+                found[(pid, int(name))] = (remaining, ticks)
     return found
 
 

@@ -258,7 +258,7 @@ def _boot_scripts(fs: RootFS, init: str, argv: tuple[str, ...]) -> tuple[str, ..
 
 def _inittab_launches(fs: RootFS) -> list[str]:
     out = []
-    for raw in (fs.text("/etc/inittab") or "").splitlines():
+    for raw in (fs.text("/etc/inittab") or "").split("\n"):
         fields = raw.split(":", 3)
         if len(fields) == 4 and not raw.lstrip().startswith("#") and fields[3].strip():
             name = fields[3].split()[0].rsplit("/", 1)[-1]

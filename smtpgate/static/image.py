@@ -11,17 +11,17 @@ layer bookkeeping, no need to buffer layers until the manifest arrives.
 from __future__ import annotations
 
 import contextlib
-import os
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from smtpgate.engines import ContainerSpec, as_engine
+from smtpgate.errors import TargetError
 from smtpgate.labels import owner_labels
 from smtpgate.static.fs import FsLimits, RootFS, StaticError
-from smtpgate.static.overlay import OverlayFS, overlay_layers
+from smtpgate.static.overlay import OverlayFS
 from smtpgate.static.tarfs import TarFS
-from smtpgate.targets.sdk import engine_errors
 
 LABEL = "smtpgate"
 NEVER_RUN = "/smtpgate-static-never-started"
@@ -65,75 +65,75 @@ def image_config(attrs: dict[str, Any]) -> ImageConfig:
 
 
 @contextlib.contextmanager
-def image_filesystem(client: Any, image_id: str, limits: FsLimits | None = None,
-                     config: ImageConfig | None = None, method: str = "auto") -> Iterator[RootFS]:
+def image_filesystem(engine: Any, image_id: str, limits: FsLimits | None = None,
+                     config: ImageConfig | None = None, method: str = "auto",
+                     layers: list[str] | None = None) -> Iterator[RootFS]:
     """The merged root filesystem of an image, never run.
 
-    method "auto": the image's overlay2 layer directories in place when the engine is
-    local and they are readable (root), else "export": a container is created (never
-    started, no network, labelled smtpgate), its filesystem streamed into a TarFS, and
-    the container removed on every path.
+    ``engine``: a smtpgate.engines.Engine (or a docker SDK client). method "auto":
+    the image's layer directories in place when the engine is local and names them
+    (Docker's overlay2, Podman's overlay) and they are readable (root), else
+    ``layers`` (a running container's, read from its mount table: the containerd
+    image store names none), else "export": a container is created (never started,
+    no network, labelled smtpgate), its filesystem streamed into a TarFS, and the
+    container removed on every path. The filesystem's ``name`` says which.
     """
+    eng = as_engine(engine)
     if method == "auto":
-        layers = _local_layers(client, image_id)
-        if layers is not None:
-            fs = OverlayFS(layers, limits, name=f"image {image_id[:19]} (overlay2 layers)")
+        found = _local_layers(eng, image_id)
+        how = f"{found[1]} layers" if found else "the running container's layers"
+        chosen = found[0] if found else layers
+        if chosen:
+            fs = OverlayFS(chosen, limits, name=f"image {image_id[:19]} ({how}, read in place)")
             try:
                 yield fs
             finally:
                 fs.close()
             return
-    with _exported(client, image_id, limits, config) as tfs:
+    with _exported(eng, image_id, limits, config) as tfs:
         yield tfs
 
 
-def _local_layers(client: Any, image_id: str) -> list[str] | None:
-    if os.environ.get("DOCKER_HOST", "unix://").split("://", 1)[0] not in ("unix", ""):
-        return None
+def _local_layers(engine: Any, image_id: str) -> tuple[list[str], str] | None:
     try:
-        attrs = client.images.get(image_id).attrs
-    except engine_errors():  # the export path reports engine errors
+        image = engine.image(image_id)
+    except TargetError:  # the export path reports engine errors
         return None
-    return overlay_layers(attrs)
+    layers = engine.image_layers(image)
+    return (layers, str((image.attrs.get("GraphDriver") or {}).get("Name"))) if layers else None
 
 
 @contextlib.contextmanager
-def _exported(client: Any, image_id: str, limits: FsLimits | None, config: ImageConfig | None) -> Iterator[TarFS]:
-    from docker.errors import DockerException
-
+def _exported(engine: Any, image_id: str, limits: FsLimits | None, config: ImageConfig | None) -> Iterator[TarFS]:
     extra = _command_paths(config) if config is not None else ()
     name = f"smtpgate-static-{secrets.token_hex(6)}"
     labels = {LABEL: name, f"{LABEL}.purpose": "static-export", **owner_labels()}
-    container = None
+    cid = None
     fs: TarFS | None = None
     try:
         try:
-            container = client.containers.create(
-                image_id, name=name, labels=labels, entrypoint=[NEVER_RUN], command=[],
-                network_disabled=True, detach=True,
-            )
-            fs = TarFS.from_stream(container.export(chunk_size=1 << 20), limits,
-                                   name=f"image {image_id[:19]}", extra=extra)
-        except DockerException as exc:
-            raise StaticError(f"could not read the filesystem of image {image_id[:19]}: "
-                              f"{getattr(exc, 'explanation', None) or exc}") from exc
+            cid = engine.create(ContainerSpec(image=image_id, name=name, labels=labels, entrypoint=(NEVER_RUN,),
+                                              command=(), network_disabled=True))
+            fs = TarFS.from_stream(engine.export(cid), limits, name=f"image {image_id[:19]} (exported)", extra=extra)
+        except TargetError as exc:
+            raise StaticError(f"could not read the filesystem of image {image_id[:19]}: {exc}") from exc
         yield fs
     finally:
         if fs is not None:
             fs.close()
-        if container is not None:
-            _remove(container)
+        if cid is not None:
+            _remove(engine, cid, name)
 
 
-def _remove(container: Any) -> None:
+def _remove(engine: Any, cid: str, name: str) -> None:
+    """Never started: nothing to kill first."""
     for _ in range(3):
         try:
-            container.remove(force=True)
+            engine.remove(cid, kill=False)
             return
-        except engine_errors() as exc:
-            if "No such" in str(exc) or "404" in str(exc):
-                return
-    raise StaticError(f"could not remove container {container.name} (run `smtpgate cleanup`)")
+        except TargetError:
+            continue
+    raise StaticError(f"could not remove container {name} (run `smtpgate cleanup`)")
 
 
 def _command_paths(config: ImageConfig) -> tuple[str, ...]:

@@ -301,7 +301,7 @@ def _site_packages(search: _Search, site: str) -> None:
 def _metadata(text: str) -> dict[str, str]:
     """Name and Version of a core-metadata file (RFC 822 headers up to the first blank line)."""
     out: dict[str, str] = {}
-    for line in text[:65536].splitlines():
+    for line in text[:65536].split("\n"):
         if not line.strip():
             break
         key, sep, value = line.partition(":")

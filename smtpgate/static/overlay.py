@@ -21,12 +21,16 @@ class _Layer(DirFS):
         """(node, stop, deleted) for a path in this layer alone: `deleted` when a whiteout
         covers it or an ancestor; `stop` when lower layers cannot show it (deleted, a
         non-directory on the way or at the end, an opaque directory on the way)."""
-        fd = os.dup(self._root_fd)
+        # Every open descriptor is in `fds` until it is closed, and leaves the list
+        # before close() is called: an interrupt (SIGINT) landing anywhere can leak
+        # one descriptor at worst, never close one twice (EBADF would replace the
+        # interrupt, or another thread's descriptor with the same number would go).
+        fds = [os.dup(self._root_fd)]
         try:
-            opaque = _opaque(fd)
+            opaque = _opaque(fds[-1])
             for i, part in enumerate(parts):
                 try:
-                    st = os.lstat(part, dir_fd=fd)
+                    st = os.lstat(part, dir_fd=fds[-1])
                 except OSError:
                     return None, opaque, False
                 if stat.S_ISCHR(st.st_mode) and st.st_rdev == 0:
@@ -36,15 +40,15 @@ class _Layer(DirFS):
                     if not last:
                         return None, True, False
                     return self._node(join(parts)), True, False
-                nfd = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-                os.close(fd)
-                fd = nfd
-                opaque = opaque or _opaque(fd)
+                fds.append(os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fds[-1]))
+                os.close(fds.pop(0))
+                opaque = opaque or _opaque(fds[-1])
             return Node("dir"), opaque, False
         except OSError:
             return None, True, False
         finally:
-            os.close(fd)
+            while fds:
+                os.close(fds.pop())
 
 
 def _opaque(fd: int) -> bool:
@@ -122,17 +126,3 @@ class OverlayFS(RootFS):
             if node is not None:
                 return layer._read(path, limit) if node.kind == "file" else None
         return None
-
-
-def overlay_layers(attrs: dict) -> list[str] | None:
-    """Layer directories of an image from `docker image inspect`, when the engine is
-    local overlay2 and this process can read them; None otherwise."""
-    driver = attrs.get("GraphDriver") or {}
-    if driver.get("Name") != "overlay2":
-        return None
-    data = driver.get("Data") or {}
-    layers = [data["UpperDir"]] if data.get("UpperDir") else []
-    layers += [p for p in (data.get("LowerDir") or "").split(":") if p]
-    if not layers or not all(os.path.isdir(p) and os.access(p, os.R_OK | os.X_OK) for p in layers):
-        return None
-    return layers

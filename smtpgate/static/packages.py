@@ -61,7 +61,7 @@ def parse_dpkg_status(text: str, path: str, problems: list[str]) -> Iterator[tup
     fields: dict[str, str] = {}
     start = 0
     bad = 0
-    for number, line in enumerate([*text.splitlines(), ""], 1):
+    for number, line in enumerate([*text.split("\n"), ""], 1):
         if not line.strip():
             if fields:
                 if "Package" not in fields:
@@ -84,7 +84,7 @@ def parse_dpkg_status(text: str, path: str, problems: list[str]) -> Iterator[tup
 def parse_apk_installed(text: str, path: str, problems: list[str]) -> Iterator[tuple[str, str, int]]:
     """(package, version, line) of each record (`P:` name, `V:` version) in apk's installed db."""
     name, version, start, bad = "", "", 0, 0
-    for number, line in enumerate([*text.splitlines(), ""], 1):
+    for number, line in enumerate([*text.split("\n"), ""], 1):
         if not line.strip():
             if name:
                 yield name, version or "?", start

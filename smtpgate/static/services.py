@@ -196,7 +196,7 @@ def _unit_mta(fs: RootFS, path: str, unit: str) -> Mta | None:
     if not unit.endswith(".service"):
         return None
     text = fs.text(path) or next((fs.text(f"{d}/{unit}") for d in UNIT_DIRS if fs.isfile(f"{d}/{unit}")), None)
-    for line in (text or "").splitlines():
+    for line in (text or "").split("\n"):
         key, _, value = line.strip().partition("=")
         if key.strip() in ("ExecStart", "ExecStartPre") and value:
             mta = mta_by_command(value.lstrip("-@:+!"))
@@ -229,7 +229,7 @@ def _inittab(fs: RootFS, problems: list[str]) -> tuple[tuple[str, ...], list[Ena
     if text is None:
         return SYSV_RUNLEVELS, []
     level, extra = "2", []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         fields = raw.split(":", 3)
         if raw.lstrip().startswith("#") or len(fields) < 4:
             continue
@@ -343,7 +343,7 @@ def inetd(fs: RootFS, problems: list[str]) -> tuple[list[Enablement], list[Confi
     """`/etc/inetd.conf` SMTP lines (service smtp/submission/smtps or port 25/465/587)."""
     enabled, listens = [], []
     path = "/etc/inetd.conf"
-    for number, line in enumerate((fs.text(path) or "").splitlines(), 1):
+    for number, line in enumerate((fs.text(path) or "").split("\n"), 1):
         fields = line.split()
         if not fields or fields[0].startswith("#") or len(fields) < 6:
             continue
@@ -388,7 +388,7 @@ def xinetd(fs: RootFS, problems: list[str]) -> tuple[list[Enablement], list[Conf
 def _xinetd_blocks(text: str) -> list[tuple[str, int, dict[str, tuple[str, int]]]]:
     out: list[tuple[str, int, dict[str, tuple[str, int]]]] = []
     current: dict[str, tuple[str, int]] | None = None
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         line = raw.split("#", 1)[0].strip()
         if line.startswith("service ") and current is None:
             current = {}

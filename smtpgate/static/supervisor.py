@@ -35,7 +35,7 @@ def ini_sections(text: str) -> list[tuple[str, int, dict[str, tuple[str, int]]]]
     out: list[tuple[str, int, dict[str, tuple[str, int]]]] = []
     current: dict[str, tuple[str, int]] | None = None
     last = ""
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         line = raw.rstrip()
         stripped = line.strip()
         if not stripped or stripped[0] in ";#":

@@ -35,8 +35,11 @@ class TargetOptions:
     """What the command line says about launching and entering targets (each kind takes what it needs)."""
 
     pull: str = "missing"
-    memory: str = "1g"
+    memory: str | int = "1g"
     pids: int = 1024
+    cpus: float = 1.0
+    disk_limit: int = 2 << 30  # bytes (smtpgate.targets.docker.DISK_LIMIT)
+    read_only: bool = False
     network: str = "none"
     method: str = "auto"
     helper_image: str | None = None

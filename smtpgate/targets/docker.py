@@ -22,43 +22,19 @@ from smtpgate.collect.netns import NetnsDialler
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.parked import ThreadWait
 from smtpgate.collect.smtp import Dialler
-from smtpgate.errors import CollectError, TargetError
+from smtpgate.engines import ContainerSpec, Engine, Image, as_engine, connect, mountinfo
+from smtpgate.errors import CollectError, Conflict, EngineError, EngineGone, ObjectNotFound, TargetError
 from smtpgate.labels import LABEL, owner_labels
 from smtpgate.model import Listener, Protocol, SmtpProbe
 from smtpgate.static.image import image_config
 from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState, Target
-from smtpgate.targets.sdk import engine_errors
 from smtpgate.workload.spec import RunSpec
 
 
-def engine(timeout: float = 60.0) -> Any:
-    """A docker client for the engine DOCKER_HOST names (or the local socket), pinged."""
-    import docker
-    from docker.errors import DockerException
-
-    try:
-        client = docker.from_env(timeout=int(timeout))
-        client.ping()
-    except DockerException as exc:
-        raise TargetError(f"Docker engine not reachable: {_engine_reason(exc)}") from exc
-    return client
-
-
-def _engine_reason(exc: Exception) -> str:
-    text = str(exc)
-    if "Permission denied" in text or "PermissionError" in text:
-        where = os.environ.get("DOCKER_HOST", "/var/run/docker.sock")
-        return f"permission denied on {where} (run as root, or join the 'docker' group)"
-    if "FileNotFoundError" in text or "No such file" in text or "Connection refused" in text:
-        where = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-        return f"nothing answers at {where} (is the Docker daemon running? is DOCKER_HOST right?)"
-    return text.split("\n", 1)[0] if text else type(exc).__name__
-
-
-def _wrap(what: str, exc: Exception) -> TargetError:
-    explanation = getattr(exc, "explanation", None) or str(exc)
-    return TargetError(f"{what}: {explanation}")
+def engine(timeout: float = 60.0) -> Engine:
+    """The engine DOCKER_HOST names (or the local socket), asked for its version."""
+    return connect(timeout)
 
 
 class _SignalsHeld:
@@ -73,6 +49,11 @@ class _SignalsHeld:
 
 
 NETWORK_MODES = ("none", "internal")
+DISK_LIMIT = 2 << 30  # bytes the container may write to its writable layer and volumes (--disk-limit)
+VOLUME_BUDGET = 0.25  # seconds one measurement may spend walking the container's anonymous volumes
+# --read-only: small tmpfs mounts where programs usually write at start (pid files, sockets, temp files)
+READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m", "/var/tmp": "rw,nosuid,nodev,size=64m",
+                   "/run": "rw,nosuid,nodev,size=16m"}
 
 
 REMOVE_WAIT = 15.0  # seconds to wait for someone else's removal of our container to end
@@ -98,8 +79,11 @@ class DockerImageTarget(Target):
         *,
         client: Any = None,
         pull: str = "missing",
-        memory: str = "1g",
+        memory: str | int = "1g",
         pids: int = 1024,
+        cpus: float = 1.0,
+        disk_limit: int = DISK_LIMIT,
+        read_only: bool = False,
         network: str = "none",
         method: str = "auto",
         helper_image: str | None = None,
@@ -107,14 +91,17 @@ class DockerImageTarget(Target):
     ):
         if network not in NETWORK_MODES:
             raise TargetError(f"network {network!r}: choose one of {', '.join(NETWORK_MODES)}")
-        self.ref, self._client, self.pull = ref, client, pull
-        self.memory, self.pids, self.network_mode = memory, pids, network
+        self.ref, self.pull = ref, pull
+        self.engine: Engine | None = as_engine(client) if client is not None else None
+        self.memory, self.pids, self.cpus, self.network_mode = memory, pids, cpus, network
+        self.disk_limit, self.read_only = disk_limit, read_only
         self.scan_id = f"smtpgate-{secrets.token_hex(6)}"
         self.spec = spec or RunSpec(image=ref)  # how the deployment runs it (smtpgate.workload)
         self.info = self.spec.target_info()
         self.notes: list[str] = []
-        self.container: Any = None
-        self.network: Any = None
+        self.image: Image | None = None
+        self.cid: str | None = None  # the container's id
+        self.nid: str | None = None  # the internal network's id
         self.pid: int | None = None
         self._dialler: NetnsDialler | None = None
         self._diag: Any = None  # sock_diag of the container's namespace; False: not available
@@ -123,49 +110,68 @@ class DockerImageTarget(Target):
         self.method = ""
         self.want_method, self.helper_image = method, helper_image
         self.helper: HelperAgent | None = None
+        self.disk: DiskWatch | None = None
         self._stop_lock = threading.Lock()
         self._started = False
+        self._reported: set[str] = set()  # bound violations already raised by state()
+        self._gone = False  # the engine stopped answering
 
     # -- life cycle ---------------------------------------------------------
     def start(self) -> None:
-        from docker.errors import DockerException
-
-        self._client = self._client or engine()
-        image = self._image()
+        self.engine = self.engine or engine()
+        self.image = self.engine.get_or_pull(self.ref, self.pull)
+        self._describe(self.image)
         labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], **owner_labels()}
         self._started = True  # from here on, stop() looks for what the engine may have made
         try:
             if self.network_mode == "internal":
-                self.network = self._client.networks.create(
-                    self.scan_id, driver="bridge", internal=True, labels=labels, check_duplicate=True
-                )
-            self.container = self._client.containers.create(
-                image.id,
-                name=self.scan_id,
-                labels=labels,
-                network_mode="none" if self.network_mode == "none" else None,
-                network=self.scan_id if self.network_mode == "internal" else None,
-                detach=True,
-                mem_limit=self.memory,
-                pids_limit=self.pids,
-                privileged=False,
-                # IPv6 on loopback as most hosts have it: servers that bind [::1] or a v6-only [::]
-                # (nginx, Go's tcp6) then start and can be probed. Docker switches it off by default.
-                sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
-                **self.spec.create_kwargs(),  # entrypoint, command, env, user, workdir, read-only binds
-            )
-            self.container.start()
-            self.container.reload()
-        except DockerException as exc:
-            raise _wrap(f"could not start {self.ref}", exc) from exc
-        self.pid = self.container.attrs["State"].get("Pid") or None
+                self.nid = self.engine.create_network(self.scan_id, labels)
+            self.cid = self._create(labels)
+            self.engine.start(self.cid)
+            attrs = self.engine.inspect(self.cid)
+        except TargetError as exc:
+            raise type(exc)(f"could not start {self.ref}: {exc}") from exc
+        self.pid = attrs["State"].get("Pid") or None
+        self.disk = DiskWatch(self.engine, self.cid, self.disk_limit)
         self._choose_method()
+
+    def _create(self, labels: dict[str, str]) -> str:
+        """The container, its writable layer size-limited where the engine's storage allows it."""
+        assert self.engine is not None and self.image is not None
+        spec = ContainerSpec(
+            image=self.image.id, name=self.scan_id, labels=labels,
+            network_mode="none" if self.network_mode == "none" else None,
+            network=self.scan_id if self.network_mode == "internal" else None,
+            memory=self.memory, pids=self.pids, cpus=self.cpus or None,
+            read_only=self.read_only, tmpfs=dict(READ_ONLY_TMPFS) if self.read_only else {},
+            # IPv6 on loopback as most hosts have it: servers that bind [::1] or a v6-only [::]
+            # (nginx, Go's tcp6) then start and can be probed. Docker switches it off by default.
+            sysctls={"net.ipv6.conf.all.disable_ipv6": "0", "net.ipv6.conf.lo.disable_ipv6": "0"},
+            sdk_options=self.spec.create_kwargs(),  # entrypoint, command, env, user, workdir, read-only binds
+        )
+        if not self.engine.storage_quota():
+            return self.engine.create(spec)
+        try:
+            return self.engine.create(replace(spec, storage_size=self.disk_limit))
+        except (EngineGone, ObjectNotFound, Conflict):
+            raise
+        except EngineError as exc:  # overlay on xfs without pquota: known only by trying
+            self.notes.append(f"the engine refused a size-limited writable layer ({exc}); "
+                              "--disk-limit is enforced by the watchdog alone")
+            return self.engine.create(spec)
 
     def stop(self) -> None:
         """Remove what start() made; safe to call twice and from two threads
         (an interrupt under --jobs). Objects whose creation was interrupted
-        mid-call are found by name."""
+        mid-call are found by name. An engine that stopped answering leaves
+        them behind: the message says to run `smtpgate cleanup` (and on the
+        host path the container's processes are killed from here)."""
         with self._stop_lock, _SignalsHeld():
+            if self.disk is not None:
+                self.disk.stop()
+                for note in (self.disk.note, self.disk.partial):
+                    if note and note not in self.notes:
+                        self.notes.append(note)
             dialler, self._dialler = self._dialler, None
             if dialler is not None:
                 dialler.close()
@@ -181,70 +187,67 @@ class DockerImageTarget(Target):
                 problem = self._remove(kind)
                 if problem:
                     problems.append(problem)
-            self.container = self.network = None
+                    if self._gone:
+                        break  # nothing more to ask an engine that does not answer
+            if problems:
+                self._kill_from_host()
+            self.cid = self.nid = None
+        violation = self._violation()
         if problems:
-            raise TargetError("; ".join(problems) + " (run `smtpgate cleanup`)")
+            raise TargetError("run `smtpgate cleanup`: " + "; ".join(([violation] if violation else []) + problems))
+        if violation and violation not in self._reported:
+            raise TargetError(violation)
+
+    def _violation(self) -> str | None:
+        return self.disk.violation if self.disk is not None else None
 
     def _remove(self, kind: str) -> str | None:
-        obj = self.container if kind == "container" else self.network
-        if obj is None and self._client is not None and self._started:
-            obj = self._lookup(kind)
-        if obj is None:
+        oid = self.cid if kind == "container" else self.nid
+        if self.engine is None:
+            return None
+        if oid is None and self._started:
+            try:
+                oid = self._lookup(kind)
+            except EngineGone as exc:
+                self._gone = True
+                return f"could not look for {kind} {self.scan_id}: {exc}"
+        if oid is None:
             return None
         # Someone else removing the container at the same moment (`docker rm -f`,
         # a cleanup) makes ours a 409 "already in progress", and the network then
-        # keeps its endpoint until that removal ends: wait for it, briefly.
+        # keeps its endpoint until that removal ends (403 or 409): wait for it, briefly.
         deadline = time.monotonic() + REMOVE_WAIT
         while True:
             try:
-                obj.remove(force=True) if kind == "container" else obj.remove()
+                self.engine.remove(oid) if kind == "container" else self.engine.remove_network(oid)
                 return None
-            except engine_errors() as exc:  # reported, cleanup goes on
-                text = str(exc)
-                if "No such" in text or "404" in text or "not found" in text:
-                    return None
-                busy = "already in progress" in text or "active endpoints" in text
-                if not busy or time.monotonic() >= deadline:
+            except EngineGone as exc:
+                self._gone = True
+                return f"could not remove {kind} {self.scan_id}: {exc}"
+            except EngineError as exc:
+                if exc.status not in (403, 409) or time.monotonic() >= deadline:
                     return f"could not remove {kind} {self.scan_id}: {exc}"
             time.sleep(0.2)
 
-    def _lookup(self, kind: str) -> Any:
+    def _lookup(self, kind: str) -> str | None:
         """An object named after this scan, if the engine made it after all."""
+        assert self.engine is not None
         try:
-            if kind == "container":
-                found = self._client.containers.list(all=True, sparse=True, filters={"name": self.scan_id})
-                return next((c for c in found if _sparse_name(c) == self.scan_id), None)
-            found = self._client.networks.list(filters={"name": self.scan_id})
-        except engine_errors():  # nothing to find, or no engine
+            found = (self.engine.containers if kind == "container" else self.engine.networks)(LABEL, self.scan_id)
+        except EngineGone:
+            raise
+        except TargetError:
             return None
-        return next((o for o in found if o.name == self.scan_id), None)
+        return found[0].id if found else None
 
-    def _image(self) -> Any:
-        from docker.errors import DockerException, ImageNotFound
+    def _kill_from_host(self) -> None:
+        """The engine could not remove the container: on the host path its PID 1
+        is ours to kill (checked by its cgroup), so the image does not run on."""
+        if self.pid and self.cid and self.method.startswith("host-proc") and self._proc_is_ours():
+            with contextlib.suppress(OSError):
+                os.kill(self.pid, signal.SIGKILL)
 
-        try:
-            image = self._client.images.get(self.ref)
-        except ImageNotFound:
-            if self.pull == "never":
-                raise TargetError(f"image {self.ref!r} not found on the engine (and --pull never)") from None
-            image = self._pull()
-        except DockerException as exc:
-            raise _wrap(f"could not look up image {self.ref!r}", exc) from exc
-        else:
-            if self.pull == "always":
-                image = self._pull()
-        self._describe(image)
-        return image
-
-    def _pull(self) -> Any:
-        from docker.errors import DockerException
-
-        try:
-            return self._client.images.pull(self.ref)
-        except DockerException as exc:
-            raise _wrap(f"image {self.ref!r} is not on the engine and could not be pulled", exc) from exc
-
-    def _describe(self, image: Any) -> None:
+    def _describe(self, image: Image) -> None:
         config = image.attrs.get("Config") or {}
         health = list(self.spec.healthcheck.test if self.spec.healthcheck else
                       (config.get("Healthcheck") or {}).get("Test") or ())
@@ -255,11 +258,19 @@ class DockerImageTarget(Target):
         self.info = replace(
             self.info,
             image_id=image.id,
-            digests=tuple(image.attrs.get("RepoDigests") or ()),
+            digests=image.digests,
         )
         effective = self.spec.effective(image_config(image.attrs))
         self.info = replace(self.info, entrypoint=effective.entrypoint, cmd=effective.cmd,
                             user=effective.user or "root")
+
+    def running_layers(self) -> list[str] | None:
+        """The running container's image layer directories, read in place from its
+        mount table when the engine's image inspect does not name them (the
+        containerd image store); None when they cannot be read from here."""
+        if not self.pid or self.engine is None or not self.engine.local or not self._proc_is_ours():
+            return None
+        return mountinfo.root_lowerdirs(f"/proc/{self.pid}/mountinfo")
 
     # -- observation ----------------------------------------------------------
     def _choose_method(self) -> None:
@@ -292,9 +303,10 @@ class DockerImageTarget(Target):
         if not self.helper_image:
             raise TargetError("--method helper needs an image with python3 for the helper container: "
                               "--helper-image IMAGE (or SMTPGATE_HELPER_IMAGE)")
-        labels = dict(self.container.labels or {})
-        self.helper = HelperAgent(self._client, self.helper_image, pull=self.pull)
-        self.helper.start(self.container, f"{self.scan_id}-helper", labels)
+        assert self.engine is not None and self.cid is not None
+        labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], **owner_labels()}
+        self.helper = HelperAgent(self.engine, self.helper_image, pull=self.pull)
+        self.helper.start(self.cid, f"{self.scan_id}-helper", labels)
         self.method = "helper"
         why = "asked for (--method helper)" if self.want_method == "helper" else (
             "not root" if visible else "the container's processes are not visible in this host's /proc")
@@ -303,11 +315,14 @@ class DockerImageTarget(Target):
 
     def _already_exited(self) -> bool:
         """The container ended before we looked (its /proc entry is gone with it)."""
+        assert self.engine is not None and self.cid is not None
         try:
-            self.container.reload()
-        except engine_errors():  # judged by state() later
-            return False
-        return not self.container.attrs["State"].get("Running", False)
+            attrs = self.engine.inspect(self.cid)
+        except EngineGone:
+            raise
+        except TargetError:
+            return False  # judged by state() later
+        return not attrs["State"].get("Running", False)
 
     def _proc_is_ours(self) -> bool:
         try:
@@ -315,36 +330,41 @@ class DockerImageTarget(Target):
                 text = fh.read()
         except OSError:
             return False
-        if self.container.id.encode() in text:
+        if self.cid is not None and self.cid.encode() in text:
             return True
         local = os.environ.get("DOCKER_HOST", "unix://").startswith("unix://")  # a remote pid means nothing here
         return local and os.geteuid() == 0 and _is_namespace_init(self.pid)
 
     def state(self) -> RunState:
+        violation = self._violation()
+        if violation:
+            self._reported.add(violation)
+            raise TargetError(violation)
         host = self.method.startswith("host-proc")
         if host and self.pid and not self._healthcheck and _alive(self.pid):
             return RunState(running=True)  # no engine round trip while PID 1 lives
+        assert self.engine is not None and self.cid is not None
         try:
-            self.container.reload()
-        except engine_errors() as exc:
-            raise _wrap("lost the container", exc) from exc
-        st = self.container.attrs["State"]
+            st = self.engine.inspect(self.cid)["State"]
+        except TargetError as exc:
+            raise type(exc)(f"lost the container: {exc}") from exc
         health = (st.get("Health") or {}).get("Status")
         if st.get("Running"):
             return RunState(running=True, health=health)
         return RunState(running=False, exit_code=st.get("ExitCode"), health=health, detail=self._logs_tail())
 
     def _logs_tail(self, lines: int = 15) -> str:
+        assert self.engine is not None and self.cid is not None
         try:
-            raw = self.container.logs(tail=lines)
-        except engine_errors():
+            raw = self.engine.logs(self.cid, lines)
+        except TargetError:
             return ""
         return raw.decode("utf-8", "backslashreplace").strip()
 
     def snapshot(self) -> Snapshot:
         if self.method.startswith("host-proc") and self.pid:
             return without_engine_dns(
-                observe.read_snapshot("/proc", self.pid, marker=self.container.id, listening=self._listening())
+                observe.read_snapshot("/proc", self.pid, marker=self.cid or "", listening=self._listening())
             )
         if self.method == "helper" and self.helper is not None:
             try:
@@ -378,11 +398,15 @@ class DockerImageTarget(Target):
             diag.close()
 
     def threads(self, snap: Snapshot) -> tuple[ThreadWait, ...] | None:
+        if self.method == "helper" and self.helper is not None:
+            return self.helper.threads()  # read by the agent with the snapshot
         if self.method != "host-proc+netns" or not snap.host_pids:
             return None  # reading other users' blocked system calls needs root on the engine's host
         return parked.read_threads("/proc", snap.host_pids)
 
     def timerfds(self, snap: Snapshot, horizon: float) -> dict[tuple[int, int], int] | None:
+        if self.method == "helper" and self.helper is not None:
+            return self.helper.timerfds(horizon)
         if self.method != "host-proc+netns" or not snap.host_pids:
             return None
         return parked.armed_timerfds("/proc", snap.host_pids, horizon)
@@ -399,11 +423,12 @@ class DockerImageTarget(Target):
 
     @classmethod
     def from_ref(cls, ref: str, options: Any) -> DockerImageTarget:
-        return cls(ref, pull=options.pull, memory=options.memory, pids=options.pids, network=options.network,
+        return cls(ref, pull=options.pull, memory=options.memory, pids=options.pids, cpus=options.cpus,
+                   disk_limit=options.disk_limit, read_only=options.read_only, network=options.network,
                    method=options.method, helper_image=options.helper_image, spec=options.spec)
 
-    def image_engine(self) -> Any | None:
-        return self._client
+    def image_engine(self) -> Engine | None:
+        return self.engine
 
     def dialler(self) -> Dialler | None:
         if self.method != "host-proc+netns" or not self.pid:
@@ -468,11 +493,6 @@ def _owner_alive(labels: dict[str, str]) -> bool:
     return True
 
 
-def _sparse_name(container: Any) -> str:
-    names = container.attrs.get("Names") or [container.attrs.get("Name") or container.id[:12]]
-    return str(names[0]).lstrip("/")
-
-
 def _age(created: str | int | float) -> float:
     """Seconds since an engine timestamp like 2026-11-27T21:30:00.123456789Z
     (inspect) or 1795815000 (a container list)."""
@@ -502,46 +522,142 @@ def _leftover(labels: dict[str, str], created: str | int | float, older_than: fl
 def cleanup(client: Any = None, *, older_than: float = 3600.0, force: bool = False) -> tuple[list[str], list[str]]:
     """Remove containers and networks labelled smtpgate that crashed runs left;
     returns (removed, spared). Objects of scans still running are spared
-    unless ``force``."""
-    from docker.errors import DockerException, NotFound
-
-    client = client or engine()
+    unless ``force``. Containers are killed before they are removed (Podman's
+    force-remove waits 10 s for a PID 1 that ignores SIGTERM)."""
+    eng = as_engine(client) if client is not None else engine()
     removed: list[str] = []
     spared: list[str] = []
     try:
-        # sparse: no inspect per container, which fails (404) when another scan
-        # removes its container between the list and the inspect
-        for container in client.containers.list(all=True, sparse=True, filters={"label": LABEL}):
-            name = f"container {_sparse_name(container)}"
-            if force or _leftover(container.attrs.get("Labels") or {}, container.attrs.get("Created", ""), older_than):
-                with contextlib.suppress(NotFound):
-                    container.remove(force=True)
+        for container in eng.containers(LABEL):
+            name = f"container {container.name}"
+            if force or _leftover(container.labels, container.created, older_than):
+                eng.remove(container.id)
                 removed.append(name)
             else:
                 spared.append(name)
-        for network in client.networks.list(filters={"label": LABEL}):
+        for network in eng.networks(LABEL):
             name = f"network {network.name}"
-            if force or _leftover(network.attrs.get("Labels") or {}, network.attrs.get("Created", ""), older_than):
-                with contextlib.suppress(NotFound):
-                    network.remove()
+            if force or _leftover(network.labels, network.created, older_than):
+                eng.remove_network(network.id)
                 removed.append(name)
             else:
                 spared.append(name)
-    except DockerException as exc:
-        raise _wrap("cleanup failed", exc) from exc
+    except TargetError as exc:
+        raise type(exc)(f"cleanup failed: {exc}") from exc
     return removed, spared
+
+
+class DiskWatch:
+    """A watchdog on the container's writable layer: every ``interval`` seconds
+    the engine measures it (inspect with size: SizeRw), plus its anonymous
+    volumes on a local engine; beyond ``limit`` bytes the container is killed
+    and ``violation`` says why (the scan is then exit 2).
+    Engines that do not report the size get a note, not a bound."""
+
+    def __init__(self, eng: Engine, cid: str, limit: int, interval: float = 1.0) -> None:
+        self.engine, self.cid, self.limit, self.interval = eng, cid, limit, interval
+        self.violation: str | None = None
+        self.note: str | None = None
+        self.partial: str | None = None
+        self.largest = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="smtpgate-disk", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        """Measure every ``interval``, or twice as long as a measurement takes
+        (the engine walks the layer: millions of small files cost it seconds)."""
+        pause = self.interval
+        while not self._stop.wait(pause):
+            started = time.monotonic()
+            if not self.check():
+                return
+            pause = max(self.interval, 2 * (time.monotonic() - started))
+
+    def check(self) -> bool:
+        """One measurement; False when there is no point in measuring again."""
+        if self.violation or self.note:
+            return False
+        try:
+            attrs = self.engine.inspect(self.cid, size=True)
+        except TargetError:
+            return False  # gone, or the engine is: the scan finds out by itself
+        size = attrs.get("SizeRw")
+        if not isinstance(size, int):
+            self.note = "the engine does not report the writable layer's size: --disk-limit is not enforced"
+            return False
+        size += self._volumes(attrs.get("Mounts") or ())
+        self.largest = max(self.largest, size)
+        if size <= self.limit:
+            return True
+        self.violation = (f"the container wrote {_mib(size)} to its writable layer and volumes, more "
+                          f"than --disk-limit {_mib(self.limit)}; it was killed")
+        with contextlib.suppress(TargetError):
+            self.engine.kill(self.cid)
+        return False
+
+    def _volumes(self, mounts: Any) -> int:
+        """Bytes in the anonymous volumes the image's VOLUME lines made (outside
+        the writable layer, so outside SizeRw), walked here when the engine is
+        local; a walk longer than VOLUME_BUDGET counts what it saw and says so."""
+        if not self.engine.local:
+            return 0
+        total, deadline = 0, time.monotonic() + VOLUME_BUDGET
+        for mount in mounts:
+            source = mount.get("Source") if isinstance(mount, dict) and mount.get("Type") == "volume" else None
+            if isinstance(source, str) and os.path.isabs(source):
+                seen, complete = _du(source, deadline)
+                total += seen
+                if not complete and not self.partial:
+                    self.partial = f"the container's volumes hold too many files to measure within {VOLUME_BUDGET} s"
+        return total
+
+    def stop(self) -> None:
+        """End the watch with one last measurement: a scan shorter than the
+        interval is bounded too."""
+        self._stop.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join(2.0)
+        if not self._thread.is_alive():  # a measurement still under way would only make removal wait
+            self.check()
+
+
+def _du(root: str, deadline: float) -> tuple[int, bool]:
+    """Bytes allocated under root (no symlinks followed, no other filesystem
+    entered), and whether the walk finished before ``deadline``."""
+    total, stack = 0, [root]
+    try:
+        dev = os.lstat(root).st_dev
+    except OSError:
+        return 0, True
+    while stack:
+        if time.monotonic() > deadline:
+            return total, False
+        try:
+            entries = list(os.scandir(stack.pop()))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat(follow_symlinks=False)
+            except OSError:
+                continue
+            total += st.st_blocks * 512
+            if entry.is_dir(follow_symlinks=False) and st.st_dev == dev:
+                stack.append(entry.path)
+    return total, True
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.0f} MiB"
 
 
 def build_image(context: str, tag: str, *, dockerfile: str | None = None, target: str | None = None,
                 buildargs: dict[str, str] | None = None, client: Any = None) -> str:
     """Build a Compose service's `build:` with the engine (--compose-build); the image id."""
-    from docker.errors import BuildError, DockerException
-
-    client = client or engine(timeout=600)
+    eng = as_engine(client) if client is not None else engine(timeout=600)
     try:
-        image, _ = client.images.build(path=context, tag=tag, dockerfile=dockerfile, target=target,
-                                       buildargs=buildargs or None, labels={f"{LABEL}.built": tag},
-                                       rm=True, forcerm=True)
-    except (BuildError, DockerException, OSError, TypeError) as exc:
-        raise _wrap(f"could not build {tag} from {context}", exc) from exc
-    return str(image.id)
+        return eng.build(context, tag, dockerfile=dockerfile, target=target, buildargs=buildargs,
+                         labels={f"{LABEL}.built": tag})
+    except TargetError as exc:
+        raise type(exc)(f"could not build {tag} from {context}: {exc}") from exc

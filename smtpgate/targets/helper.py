@@ -10,6 +10,8 @@ and the probe run are one ``docker exec`` of the stdlib agent
 (smtpgate.collect.agent, shipped as source with ``python3 -c``), which answers
 with JSON on stdout. Nothing is installed in the target, and nothing needs a
 route to it: a target with no shell and ``--network none`` works the same.
+The same exec reads what each thread waits for (smtpgate.collect.parked), so
+settling takes its early way out on this path too.
 
 The helper carries the scan's ``smtpgate`` label and is removed before the
 target, on every path (``smtpgate cleanup`` finds it after a crash). It shares
@@ -20,110 +22,118 @@ exits.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Iterable
 from typing import Any
 
-from smtpgate.collect import observe, procfs
+from smtpgate.collect import agent, observe, parked, procfs
 from smtpgate.collect.agent import MARKER, bootstrap
 from smtpgate.collect.observe import Snapshot
-from smtpgate.errors import CollectError, TargetError
+from smtpgate.collect.parked import ThreadWait
+from smtpgate.engines import ContainerSpec, Engine
+from smtpgate.errors import CollectError, EngineGone, TargetError
 from smtpgate.model import Listener, Protocol, SmtpProbe
-from smtpgate.targets.sdk import engine_errors
 
 SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
 STDERR_SHOWN = 600
+PROBE_BOUND = 30.0  # seconds a probe takes beyond its greeting patience, at most (connect, TLS, dialogue)
 
 
 class HelperAgent:
     """One helper container beside one target container."""
 
-    def __init__(self, client: Any, image: str, *, pull: str = "missing"):
-        self.client, self.image_ref, self.pull = client, image, pull
-        self.container: Any = None
+    def __init__(self, eng: Engine, image: str, *, pull: str = "missing"):
+        self.engine, self.image_ref, self.pull = eng, image, pull
+        self.cid: str | None = None
+        self.name = ""
         self._source = bootstrap()
+        self._threads: tuple[ThreadWait, ...] | None = None
+        self._timerfds: dict[tuple[int, int], tuple[float, int]] | None = None
 
-    def start(self, target: Any, name: str, labels: dict[str, str]) -> None:
-        from docker.errors import DockerException
-
-        image = self._image()
+    def start(self, target: str, name: str, labels: dict[str, str]) -> None:
+        """Beside the target container (its id)."""
+        image = self.engine.get_or_pull(self.image_ref, self.pull, what="helper image")
+        self.name = name
+        spec = ContainerSpec(
+            image=image.id, name=name, labels={**labels, "smtpgate.role": "helper"},
+            entrypoint=("python3",), command=("-c", SLEEP, MARKER, "sleep"), user="0",
+            network_mode=f"container:{target}", pid_mode=f"container:{target}",
+            cap_add=("SYS_PTRACE",), memory="256m", pids=256, cpus=1.0,
+        )
         try:
-            self.container = self.client.containers.run(
-                image.id, entrypoint=["python3"], command=["-c", SLEEP, MARKER, "sleep"],
-                name=name, labels={**labels, "smtpgate.role": "helper"}, detach=True, user="0",
-                network_mode=f"container:{target.id}", pid_mode=f"container:{target.id}",
-                cap_add=["SYS_PTRACE"], mem_limit="256m", pids_limit=256, privileged=False,
-            )
-            self.container.reload()
-        except DockerException as exc:
-            raise TargetError(f"could not start the helper container from {self.image_ref!r}: "
-                              f"{getattr(exc, 'explanation', None) or exc}") from exc
-        if self.container.attrs["State"].get("Running") is not True:
-            logs = self.container.logs(tail=5).decode("utf-8", "replace").strip()
+            self.cid = self.engine.create(spec)
+            self.engine.start(self.cid)
+            attrs = self.engine.inspect(self.cid)
+        except TargetError as exc:
+            raise type(exc)(f"could not start the helper container from {self.image_ref!r}: {exc}") from exc
+        if attrs["State"].get("Running") is not True:
+            logs = self.engine.logs(self.cid, 5).decode("utf-8", "replace").strip()
             raise TargetError(f"the helper image {self.image_ref!r} cannot run python3 "
-                              f"(exit code {self.container.attrs['State'].get('ExitCode')}): {logs[-300:]!r}")
-
-    def _image(self) -> Any:
-        from docker.errors import DockerException, ImageNotFound
-
-        try:
-            return self.client.images.get(self.image_ref)
-        except ImageNotFound:
-            if self.pull == "never":
-                raise TargetError(f"helper image {self.image_ref!r} not found on the engine (and --pull never)") \
-                    from None
-        except DockerException as exc:
-            raise TargetError(f"could not look up helper image {self.image_ref!r}: {exc}") from exc
-        try:
-            return self.client.images.pull(self.image_ref)
-        except DockerException as exc:
-            raise TargetError(f"helper image {self.image_ref!r} is not on the engine and could not be pulled: "
-                              f"{getattr(exc, 'explanation', None) or exc}") from exc
+                              f"(exit code {attrs['State'].get('ExitCode')}): {logs[-300:]!r}")
 
     def remove(self) -> None:
-        if self.container is not None:
+        """Killed, then removed (see Engine.remove); gone already is fine."""
+        if self.cid is not None:
             try:
-                self.container.remove(force=True)
-            except engine_errors() as exc:
-                if "No such" not in str(exc) and "404" not in str(exc):
-                    raise TargetError(f"could not remove helper container {self.container.name}: {exc}") from exc
+                self.engine.remove(self.cid)
+            except TargetError as exc:
+                raise type(exc)(f"could not remove helper container {self.name}: {exc}") from exc
             finally:
-                self.container = None
+                self.cid = None
 
-    def _run(self, *args: str) -> Any:
-        """One agent command; its JSON answer."""
-        from docker.errors import DockerException
-
-        if self.container is None:
+    def _run(self, *args: str, timeout: float = 60.0) -> Any:
+        """One agent command; its JSON answer (CollectError when the helper stopped meanwhile)."""
+        if self.cid is None:
             raise CollectError("the helper container is gone")
         try:
-            code, (out, err) = self.container.exec_run(["python3", "-c", self._source, MARKER, *args],
-                                                       user="0", demux=True)
-        except DockerException as exc:
-            raise CollectError(f"helper exec failed: {getattr(exc, 'explanation', None) or exc}") from exc
+            argv = ["python3", "-I", "-S", "-c", self._source, MARKER, *args]
+            code, out, err = self.engine.exec(self.cid, argv, user="0", timeout=timeout)
+        except EngineGone:
+            raise
+        except TargetError as exc:
+            raise CollectError(f"helper exec failed: {exc}") from exc
         if code != 0:
-            tail = (err or b"").decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
+            tail = err.decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
             raise CollectError(f"the helper agent failed (exit code {code}): {tail}")
         try:
             return json.loads(out or b"")
         except ValueError as exc:
-            raise CollectError(f"the helper agent answered no JSON: {(out or b'')[:200]!r}") from exc
+            raise CollectError(f"the helper agent answered no JSON: {out[:200]!r}") from exc
 
     def snapshot(self) -> Snapshot:
+        self._threads = self._timerfds = None
         answer = self._run("snapshot")
         sockets = [procfs.RawSocket(**s) for s in answer["sockets"]]
         processes = [procfs.RawProcess(**{**p, "cmdline": tuple(p["cmdline"]),
                                           "socket_inodes": None if p["socket_inodes"] is None
                                           else tuple(p["socket_inodes"])})
                      for p in answer["processes"]]
+        threads = answer.get("threads")  # an older agent, or one that could not tell: None
+        self._threads = None if threads is None else tuple(
+            ThreadWait(int(tid), int(runs), math.inf if wait == -1 else wait, str(site))
+            for tid, runs, wait, site in threads)
+        self._timerfds = {(int(pid), int(fd)): (float(seconds), int(ticks))
+                          for pid, fd, seconds, ticks in answer.get("timerfds") or ()}
         return observe.build_snapshot(sockets, processes, answer["problems"])
+
+    def threads(self) -> tuple[ThreadWait, ...] | None:
+        """What each thread waited for, read by the agent right after the last snapshot."""
+        return self._threads
+
+    def timerfds(self, horizon: float) -> dict[tuple[int, int], int] | None:
+        """The armed timerfds seen with the last snapshot that fire within ``horizon`` s."""
+        return None if self._timerfds is None else parked.within(self._timerfds, horizon)
 
     def probe(self, listeners: Iterable[Listener], patience: float, deadline: float | None = None) -> list[SmtpProbe]:
         ports = [[li.address, li.port, observe.dial_address(li)] for li in listeners]
         request: dict[str, Any] = {"patience": patience, "ports": ports}
+        rounds = -(-len(ports) // agent.CONCURRENT_PROBES)  # the agent probes this many at a time at most
+        timeout = 60.0 + rounds * (patience + PROBE_BOUND)
         if deadline is not None:  # the agent stops probing after this long (less the exec's own round trip)
             request["budget"] = max(0.0, deadline - time.monotonic() - 0.5)
-        answer = self._run("probe", json.dumps(request))
+            timeout = min(timeout, request["budget"] + 30.0)
+        answer = self._run("probe", json.dumps(request), timeout=timeout)
         return [_smtp_probe(p) for p in answer["probes"]]
 
 

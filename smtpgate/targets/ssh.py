@@ -275,7 +275,7 @@ def sections(text: str) -> dict[str, str]:
     """Split script output at ``@@smtpgate NAME`` lines."""
     out: dict[str, list[str]] = {}
     current = None
-    for line in text.splitlines():
+    for line in text.split("\n"):
         if line.startswith(MARK):
             current = line[len(MARK):].strip()
             out[current] = []
@@ -292,7 +292,7 @@ def parse_fd_listing(text: str) -> dict[int, list[int]]:
     """``ls -l /proc/[0-9]*/fd`` -> {pid: [socket inodes]} (pids listed, even with none)."""
     out: dict[int, list[int]] = {}
     pid = None
-    for line in text.splitlines():
+    for line in text.split("\n"):
         header = _FD_HEADER.match(line)
         if header:
             pid = int(header.group(1))
@@ -307,7 +307,7 @@ def parse_fd_listing(text: str) -> dict[int, list[int]]:
 def parse_stat_lines(text: str) -> dict[int, tuple[str, int | None, int]]:
     """``cat /proc/[0-9]*/stat`` -> {pid: (comm, ppid, utime+stime ticks)}."""
     out: dict[int, tuple[str, int | None, int]] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         head, sep, rest = line.rpartition(")")
         pid_text, _, comm = head.partition(" (")
         fields = rest.split()
@@ -324,7 +324,7 @@ def parse_details(text: str) -> dict[int, dict[str, str]]:
     """DETAILS_SCRIPT output -> {pid: status fields + Exe + Cmdline (hex)}."""
     out: dict[int, dict[str, str]] = {}
     fields: dict[str, str] | None = None
-    for line in text.splitlines():
+    for line in text.split("\n"):
         if line.startswith(MARK + "proc "):
             pid = int(line.split()[-1])
             fields = out.setdefault(pid, {})
@@ -344,7 +344,7 @@ def _cmdline(hexed: str) -> tuple[str, ...]:
 
 
 def has_ipv6_loopback(if_inet6: str) -> bool:
-    return any(line.split()[:1] == ["00000000000000000000000000000001"] for line in if_inet6.splitlines())
+    return any(line.split()[:1] == ["00000000000000000000000000000001"] for line in if_inet6.split("\n"))
 
 
 def snapshot_from_text(sockets_text: str, details_text: str) -> tuple[Snapshot, bool]:
@@ -437,7 +437,7 @@ def _units(mta: software.Mta) -> tuple[str, ...]:
 def parse_unit_files(text: str) -> dict[str, str]:
     """``systemctl list-unit-files --no-legend`` -> {unit: state}."""
     out = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         fields = line.split()
         if len(fields) >= 2:
             out[fields[0]] = fields[1]
@@ -447,15 +447,15 @@ def parse_unit_files(text: str) -> dict[str, str]:
 def parse_packages(parts: dict[str, str]) -> dict[str, tuple[str, str]]:
     """{package: (version, manager)} of installed packages (dpkg 'ii', rpm, apk)."""
     out: dict[str, tuple[str, str]] = {}
-    for line in parts.get("dpkg", "").splitlines():
+    for line in parts.get("dpkg", "").split("\n"):
         fields = line.split()
         if len(fields) >= 3 and fields[0].startswith("i"):
             out[fields[1].split(":")[0]] = (fields[2], "dpkg")
-    for line in parts.get("rpm", "").splitlines():
+    for line in parts.get("rpm", "").split("\n"):
         fields = line.split()
         if len(fields) == 2:
             out[fields[0]] = (fields[1], "rpm")
-    for line in parts.get("apk", "").splitlines():
+    for line in parts.get("apk", "").split("\n"):
         match = re.match(r"^(.+?)-(\d[^-]*-r\d+)$", line.strip())
         if match:
             out[match.group(1)] = (match.group(2), "apk")

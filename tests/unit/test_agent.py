@@ -81,3 +81,19 @@ def test_bad_command_is_exit_2():
     done = subprocess.run([sys.executable, "-I", "-S", "-c", bootstrap(), MARKER, "bogus"], capture_output=True,
                           timeout=60)
     assert done.returncode == 2 and b"usage" in done.stderr
+
+
+def test_snapshot_says_what_each_thread_waits_for():
+    """In a pid namespace of its own (as in the helper container), the agent
+    reads the threads and timerfds of the processes it reports (needs root and
+    unshare(1), like the helper's CAP_SYS_PTRACE): a `sleep 100` waits ~100 s."""
+    script = f"sleep 100 & sleep 0.3; exec {sys.executable} -I -S -c \"$SRC\" {MARKER} snapshot"
+    done = subprocess.run(["unshare", "--pid", "--fork", "--mount-proc", "sh", "-c", script], capture_output=True,
+                          text=True, timeout=60, cwd="/", env={"SRC": bootstrap(), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    answer = json.loads(done.stdout)
+    (sleeper,) = [p for p in answer["processes"] if p["cmdline"][:2] == ["sleep", "100"]]
+    assert answer["threads"] is not None and answer["timerfds"] == []
+    (_, runs, wait, site) = next(t for t in answer["threads"] if t[0] == sleeper["host_pid"])
+    nanosleeps = ("35@", "230@", "101@", "115@")  # nanosleep, clock_nanosleep on x86_64, aarch64
+    assert 90 < wait <= 100 and runs >= 1 and site.startswith(nanosleeps)

@@ -28,7 +28,7 @@ def _lines(fs: RootFS, path: str, problems: list[str], seen: list[str]) -> list[
     if text is None:
         return []
     out = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         line = raw.split("#", 1)[0].strip() if not raw.strip().startswith("#") else ""
         if not line:
             continue

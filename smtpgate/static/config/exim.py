@@ -57,7 +57,7 @@ def main_section(text: str) -> dict[str, tuple[str, int]]:
     macros: dict[str, str] = {}
     active: list[bool] = []
     pending: tuple[str, int] | None = None
-    for number, raw in enumerate([*text.splitlines(), "begin"], 1):
+    for number, raw in enumerate([*text.split("\n"), "begin"], 1):
         line = raw.strip()
         if pending is not None:
             if pending[0].endswith("\\"):
@@ -130,7 +130,7 @@ def _debian(fs: RootFS, problems: list[str]) -> ConfiguredListen | None:
     if text is None:
         return None
     found = None
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         m = _DC.match(raw)
         if m:
             found = (next(g for g in m.groups() if g is not None), number)

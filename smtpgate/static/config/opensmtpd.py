@@ -27,7 +27,7 @@ def read(fs: RootFS, problems: list[str]) -> list[ConfiguredListen]:
         return []
     macros: dict[str, str] = {}
     out = []
-    for number, raw in enumerate((fs.text(path) or "").splitlines(), 1):
+    for number, raw in enumerate((fs.text(path) or "").split("\n"), 1):
         line = strip_comment(raw).strip()
         m = _MACRO.match(line)
         if m and not line.startswith("listen"):

@@ -30,7 +30,7 @@ class Setting:
 def logical_lines(text: str) -> list[tuple[int, str]]:
     """(line, text): comments and blank lines dropped, indented lines joined to the previous one."""
     out: list[tuple[int, str]] = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         if not raw.strip() or raw.lstrip().startswith("#"):
             continue
         if raw[0] in " \t" and out:

@@ -18,7 +18,7 @@ CF_PATHS = ("/etc/mail/sendmail.cf", "/etc/sendmail.cf", "/usr/local/etc/mail/se
 
 def daemon_options(text: str) -> list[tuple[dict[str, str], int]]:
     out = []
-    for number, raw in enumerate(text.splitlines(), 1):
+    for number, raw in enumerate(text.split("\n"), 1):
         line = raw.strip()
         if not line.startswith("O DaemonPortOptions"):
             continue

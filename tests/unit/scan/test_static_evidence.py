@@ -10,19 +10,16 @@ import docker.errors
 import pytest
 
 from smtpgate import staticgate
+from smtpgate.engines.docker import DockerEngine
 from smtpgate.model import TargetInfo
 from smtpgate.static import FsLimits
 
 
-class _Images:
-    def __init__(self, get):
-        self.get = get
-
-
 def _target(get) -> types.SimpleNamespace:
-    client = types.SimpleNamespace(images=_Images(get))
+    """A target whose engine adapter (the real one) sits on an SDK client whose image inspect is ``get``."""
+    client = types.SimpleNamespace(api=types.SimpleNamespace(inspect_image=get), version=lambda: {})
     info = TargetInfo(kind="image", ref="example/app", image_id="sha256:" + "ab" * 32)
-    return types.SimpleNamespace(info=info, image_engine=lambda: client)
+    return types.SimpleNamespace(info=info, image_engine=lambda: DockerEngine(client))
 
 
 def test_an_engine_error_is_an_error_not_a_note():

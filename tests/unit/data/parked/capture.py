@@ -53,7 +53,7 @@ def main() -> None:
         target = DockerImageTarget(f"smtpgate-fixture/{name}", client=client)
         with target:
             time.sleep(delay)
-            for raw in procfs.processes_like("/proc", target.pid, target.container.id):
+            for raw in procfs.processes_like("/proc", target.pid, target.cid):
                 base = f"/proc/{raw.host_pid}"
                 for tid in sorted(os.listdir(f"{base}/task")):
                     capture(out, name, base, tid, raw.name, list(raw.cmdline), table)
