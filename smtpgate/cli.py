@@ -93,7 +93,8 @@ def parser() -> argparse.ArgumentParser:
                      "helper = a helper container sharing the target's network and pid namespaces (remote "
                      "engines, Docker-in-Docker, non-root); auto = host when it works, else helper (default)")
     run.add_argument("--helper-image", default=os.environ.get("SMTPGATE_HELPER_IMAGE") or None, metavar="IMAGE",
-                     help="image with python3 for the helper container (env SMTPGATE_HELPER_IMAGE)")
+                     help="image with python3 for the helper container (env SMTPGATE_HELPER_IMAGE; default: the "
+                     "smtpgate tool image smtpgate:VERSION when the engine has it, never pulled; none: no helper)")
     run.add_argument("--memory", default="1g", help="memory limit of the container under test (default 1g)")
     run.add_argument("--pids", type=int, default=1024, help="process-count limit (default 1024)")
     run.add_argument("--settle-window", type=_positive, default=1.0, metavar="S",

@@ -5,7 +5,10 @@ engine such as GitLab's Docker-in-Docker service, a rootless engine) or when
 smtpgate is not root (no setns): the helper is started with
 ``network_mode=container:<target>`` and ``pid_mode=container:<target>`` (and
 CAP_SYS_PTRACE, to read the socket links in other users' /proc/<pid>/fd), from
-an image the user names that has python3 (``--helper-image``). Each snapshot
+an image that has python3 (``--helper-image``; by default the smtpgate tool
+image of this version, ``smtpgate:<version>``, built from the top-level
+Dockerfile by ``./dev setup``, used only when it is already on the engine:
+it is never pulled, because nobody publishes it under that name for us). Each snapshot
 and the probe run are one ``docker exec`` of the stdlib agent
 (smtpgate.collect.agent, shipped as source with ``python3 -c``), which answers
 with JSON on stdout. Nothing is installed in the target, and nothing needs a
@@ -23,14 +26,29 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from smtpgate import __version__
 from smtpgate.collect import observe, procfs
 from smtpgate.collect.agent import MARKER, bootstrap
 from smtpgate.collect.observe import Snapshot
 from smtpgate.errors import CollectError, TargetError
 from smtpgate.model import Listener, Protocol, SmtpProbe
 
+DEFAULT_IMAGE = f"smtpgate:{__version__}"
+NO_HELPER = "none"  # --helper-image none: never start a helper
 SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
 STDERR_SHOWN = 600
+
+
+def default_image(client: Any) -> str | None:
+    """The tool image of this smtpgate version when the engine has it, else None
+    (no pull: a name on a public registry is not ours to trust)."""
+    from docker.errors import DockerException
+
+    try:
+        client.images.get(DEFAULT_IMAGE)
+    except DockerException:
+        return None
+    return DEFAULT_IMAGE
 
 
 class HelperAgent:
