@@ -1,20 +1,31 @@
 """SARIF 2.1.0 (`--sarif FILE`) for GitHub code scanning and other SARIF viewers.
 
-One run, tool `smtpgate` with the rules of `smtpgate.report.issues` (id, name,
-short and full description, help = the fix, default level). One result per
-issue: ruleId/ruleIndex, level, a message, `partialFingerprints` (stable across
-runs: rule, image name without tag, finding key), a physical location on a
-repository file when there is one (`--sarif-anchor Dockerfile`: GitHub needs a
-location to show a result), image paths as related locations under the uriBaseId
-`IMAGEROOT`, and the image and finding in the property bag. The invocation says
-whether the run could decide (executionSuccessful) and why not.
+One run per target (image, workload, VM, host), each with
+`automationDetails.id` = `smtpgate/<image name without tag>/`: GitHub code
+scanning keeps one analysis per tool and category, so several images in one
+file, or several uploads for one commit, do not overwrite each other, and the
+same image keeps its category from commit to commit; run-level errors (or a run
+that scanned nothing) get the run `smtpgate/run/`. Each run has tool `smtpgate`
+with the rules of `smtpgate.report.issues` (id, name, short and full
+description, help as text and markdown, default level, `security-severity`
+and the `security` tag GitHub sorts by). One result per issue: ruleId/ruleIndex,
+level, a message, `partialFingerprints` (stable across runs: rule, image name
+without tag, finding key; `primaryLocationLineHash` too, because GitHub would
+otherwise hash the anchor's line, the same for every result on it), a physical
+location on a repository-relative file when there is one (`--sarif-anchor
+Dockerfile`: GitHub needs a location to show a result), paths inside the image
+only as related locations under the uriBaseId `IMAGEROOT`, and the image and
+finding in the property bag. The invocation says whether smtpgate could decide
+(executionSuccessful, exit code of the whole run) and why not.
 
-Validated against the OASIS 2.1.0 schema in tests/unit/test_report_sarif.py.
+Validated against the OASIS 2.1.0 schema and GitHub's requirements in
+tests/unit/test_report_ci.py and tests/unit/test_report_consumers.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,9 +53,23 @@ class SarifReport(Report):
 def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
     code = run_exit_code(results, meta)
     meta = bounded(meta)
-    found = issues.issues([bounded(r) for r in results], meta)
-    run = {
+    bounded_results = [bounded(r) for r in results]
+    found = issues.issues(bounded_results, meta)
+    runs, ids = [], set()
+    for result in bounded_results:
+        mine = [i for i in found if i.target is result]
+        runs.append(_run(meta, code, mine, [result], _automation_id(result.target.ref, ids)))
+    if meta.errors or not results:
+        rest = [i for i in found if all(i.target is not r for r in bounded_results)]
+        runs.append(_run(meta, code, rest, [], _automation_id("", ids)))
+    return _encodable({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": runs})  # type: ignore[no-any-return]
+
+
+def _run(meta: ReportMeta, code: int, found: list[issues.Issue], results: list[ScanResult],
+         automation_id: str) -> dict[str, Any]:
+    return {
         "tool": {"driver": _driver(meta)},
+        "automationDetails": {"id": automation_id},
         "invocations": [_invocation(meta, code, found)],
         "originalUriBaseIds": {"IMAGEROOT": {"uri": "file:///",
                                              "description": {"text": "The root of the image's filesystem"}}},
@@ -53,7 +78,18 @@ def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
                        "targets": [{"ref": r.target.ref, "imageId": r.target.image_id, "verdict": r.verdict,
                                     "method": r.method} for r in results]},
     }
-    return _encodable({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]})  # type: ignore[no-any-return]
+
+
+def _automation_id(ref: str, taken: set[str]) -> str:
+    """`smtpgate/<image name>/` (`smtpgate/run/` for the run itself): the category is stable
+    across tags and commits; the same image twice in one run gets `#2`."""
+    name = re.sub(r"[^A-Za-z0-9._/:@-]+", "_", issues.image_name(ref)).strip("/") if ref else "run"
+    category, n = f"smtpgate/{name or 'target'}", 1
+    while f"{category}/" in taken:
+        n += 1
+        category = f"smtpgate/{name or 'target'}#{n}"
+    taken.add(f"{category}/")
+    return f"{category}/"
 
 
 def _driver(meta: ReportMeta) -> dict[str, Any]:
@@ -106,11 +142,12 @@ def _result(issue: issues.Issue) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ruleId": issue.rule.id, "ruleIndex": rule_index, "level": issue.level,
         "message": {"text": bound(text, 16384)},
-        "partialFingerprints": {FINGERPRINT: issue.fingerprint},
+        "partialFingerprints": {FINGERPRINT: issue.fingerprint,
+                                "primaryLocationLineHash": f"{issue.fingerprint[:16]}:1"},
         "properties": {"image": issue.target.target.ref, "imageId": issue.target.target.image_id,
                        "verdict": issue.target.verdict},
     }
-    if issue.place is not None:
+    if issue.place is not None and issue.place.in_repo:  # GitHub: repository-relative locations only
         out["locations"] = [_location(issue.place, issue.title)]
     if issue.judged is not None:
         f = issue.judged.finding
