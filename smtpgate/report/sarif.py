@@ -1,11 +1,11 @@
 """SARIF 2.1.0 (`--sarif FILE`) for GitHub code scanning and other SARIF viewers.
 
-One run per target (image, workload, VM, host), each with
-`automationDetails.id` = `smtpgate/<image name without tag>/`: GitHub code
-scanning keeps one analysis per tool and category, so several images in one
-file, or several uploads for one commit, do not overwrite each other, and the
-same image keeps its category from commit to commit; run-level errors (or a run
-that scanned nothing) get the run `smtpgate/run/`. Each run has tool `smtpgate`
+One run (GitHub takes at most 20 per file, and one per tool and category) with
+`automationDetails.id` = `smtpgate/<image name without tag>/` (see
+automation_id for several images): GitHub code scanning keeps one analysis per
+tool and category, so the uploads of a matrix (one job per image or shard) for
+one commit do not overwrite each other, and an image keeps its category from
+commit to commit. The run has tool `smtpgate`
 with the rules of `smtpgate.report.issues` (id, name, short and full
 description, help as text and markdown, default level, `security-severity`
 and the `security` tag GitHub sorts by). One result per issue: ruleId/ruleIndex,
@@ -53,23 +53,10 @@ class SarifReport(Report):
 def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
     code = run_exit_code(results, meta)
     meta = bounded(meta)
-    bounded_results = [bounded(r) for r in results]
-    found = issues.issues(bounded_results, meta)
-    runs, ids = [], set()
-    for result in bounded_results:
-        mine = [i for i in found if i.target is result]
-        runs.append(_run(meta, code, mine, [result], _automation_id(result.target.ref, ids)))
-    if meta.errors or not results:
-        rest = [i for i in found if all(i.target is not r for r in bounded_results)]
-        runs.append(_run(meta, code, rest, [], _automation_id("", ids)))
-    return _encodable({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": runs})  # type: ignore[no-any-return]
-
-
-def _run(meta: ReportMeta, code: int, found: list[issues.Issue], results: list[ScanResult],
-         automation_id: str) -> dict[str, Any]:
-    return {
+    found = issues.issues([bounded(r) for r in results], meta)
+    run = {
         "tool": {"driver": _driver(meta)},
-        "automationDetails": {"id": automation_id},
+        "automationDetails": {"id": automation_id([r.target.ref for r in results])},
         "invocations": [_invocation(meta, code, found)],
         "originalUriBaseIds": {"IMAGEROOT": {"uri": "file:///",
                                              "description": {"text": "The root of the image's filesystem"}}},
@@ -78,18 +65,21 @@ def _run(meta: ReportMeta, code: int, found: list[issues.Issue], results: list[S
                        "targets": [{"ref": r.target.ref, "imageId": r.target.image_id, "verdict": r.verdict,
                                     "method": r.method} for r in results]},
     }
+    return _encodable({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]})  # type: ignore[no-any-return]
 
 
-def _automation_id(ref: str, taken: set[str]) -> str:
-    """`smtpgate/<image name>/` (`smtpgate/run/` for the run itself): the category is stable
-    across tags and commits; the same image twice in one run gets `#2`."""
-    name = re.sub(r"[^A-Za-z0-9._/:@-]+", "_", issues.image_name(ref)).strip("/") if ref else "run"
-    category, n = f"smtpgate/{name or 'target'}", 1
-    while f"{category}/" in taken:
-        n += 1
-        category = f"smtpgate/{name or 'target'}#{n}"
-    taken.add(f"{category}/")
-    return f"{category}/"
+def automation_id(refs: Sequence[str]) -> str:
+    """`smtpgate/<image name>/` for one target; `smtpgate/<first name>+<n-1>-<hash>/` for several
+    (the hash of the sorted names: the same set gives the same category in any order);
+    `smtpgate/run/` for none. Tags and digests are left out, so an image keeps its category
+    from commit to commit."""
+    names = sorted({issues.image_name(ref) for ref in refs})
+    if not names:
+        return "smtpgate/run/"
+    first = re.sub(r"[^A-Za-z0-9._/:@-]+", "_", issues.image_name(refs[0])).strip("/") or "target"
+    if len(names) == 1:
+        return f"smtpgate/{first}/"
+    return f"smtpgate/{first}+{len(names) - 1}-{issues.fingerprint(*names)[:12]}/"
 
 
 def _driver(meta: ReportMeta) -> dict[str, Any]:
