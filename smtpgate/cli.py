@@ -63,7 +63,9 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                       help="scan up to N images at once (default 1)")
     scan.add_argument("--shard", metavar="K/N",
-                      help="scan only the K-th of N deterministic slices of the image list (CI matrix)")
+                      help="scan only the K-th of N deterministic slices of the image list (CI matrix); auto: "
+                      "K/N from GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; auto/N: K from a Kubernetes Indexed "
+                      "Job's JOB_COMPLETION_INDEX")
     scan.add_argument("--policy", metavar="FILE", help="policy YAML (default: loopback-only SMTP approved)")
     out = scan.add_argument_group("reports (all written on every exit code)")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")

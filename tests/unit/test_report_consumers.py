@@ -128,3 +128,10 @@ def test_codequality_fingerprints_are_stable_and_severities_gitlabs(captured):
         assert issue["severity"] in {"info", "minor", "major", "critical", "blocker"}
         assert issue["location"]["lines"]["begin"] >= 1
     checks.check_codequality(json.dumps(first))
+
+
+@pytest.mark.parametrize("name", ["json", "junit", "sarif", "markdown"])
+def test_the_version_is_in_the_report(name):
+    from smtpgate import __version__
+
+    assert __version__ in render(name, [samples.clean()], ReportMeta())
