@@ -47,12 +47,18 @@ class ScanRun:
 @pytest.fixture(scope="session")
 def tool_image(docker_client) -> str:
     """The smtpgate tool image of this version (the default helper image), built by ./dev setup."""
+    import runpy
+
     from smtpgate.targets.helper import DEFAULT_IMAGE
 
     try:
-        docker_client.images.get(DEFAULT_IMAGE)
+        image = docker_client.images.get(DEFAULT_IMAGE)
     except Exception:  # noqa: BLE001
         pytest.fail(f"the tool image {DEFAULT_IMAGE} is not built (run ./dev tool-image)", pytrace=False)
+    want = runpy.run_path(str(ROOT / "fixtures" / "source-hash.py"))["source_hash"](ROOT)
+    if (image.labels or {}).get("smtpgate.source") != want:
+        pytest.fail(f"the tool image {DEFAULT_IMAGE} was built from other sources than this checkout "
+                    "(run ./dev tool-image)", pytrace=False)
     return DEFAULT_IMAGE
 
 
