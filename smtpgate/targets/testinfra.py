@@ -21,6 +21,7 @@ import shlex
 from dataclasses import dataclass
 from typing import Any
 
+from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.smtp import Dialler
 from smtpgate.errors import CollectError
 from smtpgate.model import Listener, SmtpProbe, TargetInfo
@@ -28,6 +29,9 @@ from smtpgate.targets.helper import HelperAgent
 from smtpgate.targets.interface import RunState
 from smtpgate.targets.ssh import RemoteSystem, RemoteSystemTarget
 
+UNOWNED = ("the processes holding some listening sockets could not be read through this backend although the "
+           "commands run as root (docker exec and kubectl exec start without CAP_SYS_PTRACE, and a process that "
+           "changed its user, such as Postfix's master, hides its /proc/PID/fd from them)")
 COMMAND_LIMIT = 120_000  # bytes: the agent's source is one argument (Linux allows 128 KiB per argument)
 
 
@@ -125,6 +129,13 @@ class TestinfraTarget(RemoteSystemTarget):
         out = self.session._run("command -v python3 && python3 -c 'import sys; print(sys.version_info >= (3, 9))'")
         lines = out.stdout.split()
         return lines[0] if out.rc == 0 and lines[-1:] == ["True"] else None
+
+    def snapshot(self) -> Snapshot:
+        snap = super().snapshot()
+        unowned = [li for li in snap.listeners if li.process is None]
+        if unowned and self.session.privileged and UNOWNED not in self.notes:
+            self.notes.append(UNOWNED)
+        return snap
 
     def stop(self) -> None:
         self.system = None

@@ -60,3 +60,4 @@ def test_without_python3_or_socket_owners_it_is_could_not_inspect_never_a_pass(t
     out = done.stdout
     assert "no python3 >= 3.9 in the target" in out and "could not be decided" in out, out[-3000:]
     assert "Postfix" in out  # the package and the init script still say what is there
+    assert "could not be read through this backend" in out
