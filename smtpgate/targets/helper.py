@@ -22,6 +22,7 @@ exits.
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import json
 from collections.abc import Iterable
 from typing import Any
@@ -37,6 +38,7 @@ DEFAULT_IMAGE = f"smtpgate:{__version__}"
 NO_HELPER = "none"  # --helper-image none: never start a helper
 SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
 STDERR_SHOWN = 600
+EXEC_TIMEOUT = 120.0  # seconds for one agent command (a probe takes the greeting patience plus a little)
 
 
 def default_image(client: Any) -> str | None:
@@ -106,15 +108,26 @@ class HelperAgent:
             finally:
                 self.container = None
 
-    def _run(self, *args: str) -> Any:
-        """One agent command; its JSON answer."""
+    def _run(self, *args: str, timeout: float = EXEC_TIMEOUT) -> Any:
+        """One agent command; its JSON answer. Bounded in time: docker 20.10 can leave an
+        exec's attached stream open for ever when the target dies under it (seen with a
+        crashing vsftpd), so the exec runs in a thread and the helper is removed (which
+        closes the stream) when it has not answered within ``timeout`` seconds."""
         from docker.errors import DockerException
 
-        if self.container is None:
+        container = self.container
+        if container is None:
             raise CollectError("the helper container is gone")
+        pool = cf.ThreadPoolExecutor(max_workers=1, thread_name_prefix="smtpgate-helper-exec")
+        future = pool.submit(container.exec_run, ["python3", "-c", self._source, MARKER, *args],
+                             user="0", demux=True)
+        pool.shutdown(wait=False)
         try:
-            code, (out, err) = self.container.exec_run(["python3", "-c", self._source, MARKER, *args],
-                                                       user="0", demux=True)
+            code, (out, err) = future.result(timeout=timeout)
+        except cf.TimeoutError:
+            self.remove()
+            raise CollectError(f"the helper agent did not answer within {timeout:g} s (the helper was removed)") \
+                from None
         except DockerException as exc:
             raise CollectError(f"helper exec failed: {getattr(exc, 'explanation', None) or exc}") from exc
         if code != 0:
@@ -136,7 +149,8 @@ class HelperAgent:
 
     def probe(self, listeners: Iterable[Listener], patience: float) -> list[SmtpProbe]:
         ports = [[li.address, li.port, observe.dial_address(li)] for li in listeners]
-        answer = self._run("probe", json.dumps({"patience": patience, "ports": ports}))
+        answer = self._run("probe", json.dumps({"patience": patience, "ports": ports}),
+                           timeout=EXEC_TIMEOUT + 4 * patience)
         return [_smtp_probe(p) for p in answer["probes"]]
 
 
