@@ -89,7 +89,9 @@ def parser() -> argparse.ArgumentParser:
     scan.add_argument("--jobs", "-j", type=int, default=1, metavar="N",
                       help="scan up to N images at once (default 1)")
     scan.add_argument("--shard", metavar="K/N",
-                      help="scan only the K-th of N deterministic slices of the image list (CI matrix)")
+                      help="scan only the K-th of N deterministic slices of the image list (CI matrix); auto: "
+                      "K/N from GitLab's CI_NODE_INDEX/CI_NODE_TOTAL; auto/N: K from a Kubernetes Indexed "
+                      "Job's JOB_COMPLETION_INDEX")
     scan.add_argument("--policy", metavar="FILE", help="policy YAML (default: loopback-only SMTP approved)")
     out = scan.add_argument_group("reports (all written on every exit code)")
     out.add_argument("--junit", metavar="FILE", help="write JUnit XML")
@@ -119,7 +121,8 @@ def parser() -> argparse.ArgumentParser:
                      "helper = a helper container sharing the target's network and pid namespaces (remote "
                      "engines, Docker-in-Docker, non-root); auto = host when it works, else helper (default)")
     run.add_argument("--helper-image", default=os.environ.get("SMTPGATE_HELPER_IMAGE") or None, metavar="IMAGE",
-                     help="image with python3 for the helper container (env SMTPGATE_HELPER_IMAGE)")
+                     help="image with python3 for the helper container (env SMTPGATE_HELPER_IMAGE; default: the "
+                     "smtpgate tool image smtpgate:VERSION when the engine has it, never pulled; none: no helper)")
     run.add_argument("--memory", type=_size, default="1g", help="memory limit of the container under test (default 1g)")
     run.add_argument("--pids", type=_count, default=1024, help="process-count limit (default 1024)")
     run.add_argument("--cpus", type=_positive, default=1.0, metavar="N",

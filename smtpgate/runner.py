@@ -10,8 +10,9 @@ quickly) and re-raises once the workers are done.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from smtpgate import gate
@@ -21,13 +22,38 @@ from smtpgate.targets.interface import Target
 
 T = TypeVar("T")
 
+def auto_shard(spec: str, environ: Mapping[str, str]) -> str:
+    """``auto`` / ``auto/N`` as ``K/N`` from the CI's own parallel index: GitLab's
+    ``parallel:`` sets CI_NODE_INDEX (1-based) and CI_NODE_TOTAL (CI_NODE_TOTAL=1
+    and no index without it); a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX
+    (0-based) but not the total, which ``auto/N`` gives (the Job's completions)."""
+    _, _, given = spec.partition("/")
+    index, total = environ.get("CI_NODE_INDEX"), environ.get("CI_NODE_TOTAL")
+    if total is not None:
+        if given and given != total:
+            raise ValueError(f"--shard {spec}: CI_NODE_TOTAL is {total}")
+        return f"{index or 1}/{total}"
+    if environ.get("JOB_COMPLETION_INDEX") is not None:
+        if not given:
+            raise ValueError(f"--shard {spec}: JOB_COMPLETION_INDEX is set but not the total: "
+                             "use --shard auto/N with N the Job's completions")
+        try:
+            return f"{int(environ['JOB_COMPLETION_INDEX']) + 1}/{given}"
+        except ValueError:
+            raise ValueError(f"--shard {spec}: JOB_COMPLETION_INDEX "
+                             f"{environ['JOB_COMPLETION_INDEX']!r} is not a number") from None
+    raise ValueError(f"--shard {spec}: no parallel index in the environment (GitLab parallel: sets "
+                     "CI_NODE_INDEX/CI_NODE_TOTAL; a Kubernetes Indexed Job sets JOB_COMPLETION_INDEX)")
 
-def shard(items: Sequence[T], spec: str | None) -> list[T]:
+
+def shard(items: Sequence[T], spec: str | None, environ: Mapping[str, str] | None = None) -> list[T]:
     """``K/N``: every N-th item starting at the K-th (1-based), in input order;
     the same list and spec always give the same slice, and the N slices
-    partition the list."""
+    partition the list. ``auto``/``auto/N``: K (and N) from the CI (auto_shard)."""
     if not spec:
         return list(items)
+    if spec == "auto" or spec.startswith("auto/"):
+        spec = auto_shard(spec, os.environ if environ is None else environ)
     k, _, n = spec.partition("/")
     try:
         index, count = int(k), int(n)

@@ -21,6 +21,14 @@ apart, while a warned finding was checked and did not fail the build, which is
 what "passed" says; both show system-out on the testcase page. Names carry no
 outcome, so Jenkins' per-test history stays continuous from run to run.
 
+The document conforms to the Jenkins xunit plugin's junit-10.xsd (validated in
+tests/unit/test_report_junit.py) and reads back with junitparser: junit-xml's
+`disabled` attributes (outside that schema) are dropped and times have at most
+3 decimals on <testsuite(s)> (its SUREFIRE_TIME pattern; a testcase's time is free
+text there). Testcase names are unique within a
+suite (GitLab keeps only the first of duplicates); `classname` names the image
+(GitLab shows it as the suite).
+
 The XML is always well-formed XML 1.0 whatever the target said: every string is
 bounded and its control characters, lone surrogates and noncharacters are
 shown as escapes before junit-xml sees it (junit-xml itself would crash on a
@@ -31,9 +39,11 @@ from __future__ import annotations
 
 import math
 import re
+import xml.dom.minidom
+import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Sequence
 
-from junit_xml import TestCase, TestSuite, to_xml_report_string
+from junit_xml import TestCase, TestSuite
 
 from smtpgate.model import Decision, Judged, Listener, Outcome, ScanResult
 from smtpgate.report import common
@@ -67,8 +77,31 @@ class JunitReport(Report):
         suites = [_suite(bounded(result), meta, code) for result in results]
         if meta.errors or not results:
             suites.append(_run_suite(meta, code))
-        xml: str = to_xml_report_string(suites, prettyprint=True)
-        return xml
+        return _document(suites)
+
+
+def _document(suites: Sequence[TestSuite]) -> str:
+    """<testsuites> with the totals, in the shape of junit-10.xsd (junit-xml's own
+    to_xml_report_string adds `disabled`, which that schema does not allow)."""
+    root = ET.Element("testsuites", {"name": "smtpgate"})
+    totals = dict.fromkeys(("tests", "failures", "errors"), 0)
+    elapsed = 0.0
+    for suite in suites:
+        element = suite.build_xml_doc()
+        element.attrib.pop("disabled", None)
+        for key in totals:
+            totals[key] += int(element.get(key, 0))
+        elapsed += float(element.get("time") or 0)
+        element.set("time", _time(float(element.get("time") or 0)))
+        root.append(element)
+    root.attrib.update({key: str(value) for key, value in totals.items()}, time=_time(elapsed))
+    pretty: str = xml.dom.minidom.parseString(ET.tostring(root, encoding="utf-8")).toprettyxml()
+    return pretty
+
+
+def _time(seconds: float) -> str:
+    """Seconds with at most 3 decimals (junit-10.xsd's SUREFIRE_TIME)."""
+    return f"{seconds:.3f}"
 
 
 class _Properties(list):  # type: ignore[type-arg]

@@ -51,6 +51,7 @@ class MarkdownReport(Report):
         parts = ["## smtpgate: " + cell(common.overall_line(results, code_).removeprefix("smtpgate: "), 400)]
         parts += [f"- ⚠️ {cell(err, 1000)}" for err in meta.errors]
         parts += [_target(bounded(r)) for r in results]
+        parts.append(f"<sub>smtpgate {cell(meta.tool_version, 40)}</sub>")
         return "\n\n".join(parts) + "\n"
 
 

@@ -1,20 +1,31 @@
 """SARIF 2.1.0 (`--sarif FILE`) for GitHub code scanning and other SARIF viewers.
 
-One run, tool `smtpgate` with the rules of `smtpgate.report.issues` (id, name,
-short and full description, help = the fix, default level). One result per
-issue: ruleId/ruleIndex, level, a message, `partialFingerprints` (stable across
-runs: rule, image name without tag, finding key), a physical location on a
-repository file when there is one (`--sarif-anchor Dockerfile`: GitHub needs a
-location to show a result), image paths as related locations under the uriBaseId
-`IMAGEROOT`, and the image and finding in the property bag. The invocation says
-whether the run could decide (executionSuccessful) and why not.
+One run (GitHub takes at most 20 per file, and one per tool and category) with
+`automationDetails.id` = `smtpgate/<image name without tag>/` (see
+automation_id for several images): GitHub code scanning keeps one analysis per
+tool and category, so the uploads of a matrix (one job per image or shard) for
+one commit do not overwrite each other, and an image keeps its category from
+commit to commit. The run has tool `smtpgate`
+with the rules of `smtpgate.report.issues` (id, name, short and full
+description, help as text and markdown, default level, `security-severity`
+and the `security` tag GitHub sorts by). One result per issue: ruleId/ruleIndex,
+level, a message, `partialFingerprints` (stable across runs: rule, image name
+without tag, finding key; `primaryLocationLineHash` too, because GitHub would
+otherwise hash the anchor's line, the same for every result on it), a physical
+location on a repository-relative file when there is one (`--sarif-anchor
+Dockerfile`: GitHub needs a location to show a result), paths inside the image
+only as related locations under the uriBaseId `IMAGEROOT`, and the image and
+finding in the property bag. The invocation says whether smtpgate could decide
+(executionSuccessful, exit code of the whole run) and why not.
 
-Validated against the OASIS 2.1.0 schema in tests/unit/test_report_sarif.py.
+Validated against the OASIS 2.1.0 schema and GitHub's requirements in
+tests/unit/test_report_ci.py and tests/unit/test_report_consumers.py.
 """
 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,6 +56,7 @@ def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
     found = issues.issues([bounded(r) for r in results], meta)
     run = {
         "tool": {"driver": _driver(meta)},
+        "automationDetails": {"id": automation_id([r.target.ref for r in results])},
         "invocations": [_invocation(meta, code, found)],
         "originalUriBaseIds": {"IMAGEROOT": {"uri": "file:///",
                                              "description": {"text": "The root of the image's filesystem"}}},
@@ -54,6 +66,20 @@ def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
                                     "method": r.method} for r in results]},
     }
     return _encodable({"$schema": SCHEMA_URI, "version": "2.1.0", "runs": [run]})  # type: ignore[no-any-return]
+
+
+def automation_id(refs: Sequence[str]) -> str:
+    """`smtpgate/<image name>/` for one target; `smtpgate/<first name>+<n-1>-<hash>/` for several
+    (the hash of the sorted names: the same set gives the same category in any order);
+    `smtpgate/run/` for none. Tags and digests are left out, so an image keeps its category
+    from commit to commit."""
+    names = sorted({issues.image_name(ref) for ref in refs})
+    if not names:
+        return "smtpgate/run/"
+    first = re.sub(r"[^A-Za-z0-9._/:@-]+", "_", issues.image_name(refs[0])).strip("/") or "target"
+    if len(names) == 1:
+        return f"smtpgate/{first}/"
+    return f"smtpgate/{first}+{len(names) - 1}-{issues.fingerprint(*names)[:12]}/"
 
 
 def _driver(meta: ReportMeta) -> dict[str, Any]:
@@ -108,12 +134,13 @@ def _result(issue: issues.Issue) -> dict[str, Any]:
     out: dict[str, Any] = {
         "ruleId": issue.rule.id, "ruleIndex": rule_index, "level": issue.level,
         "message": {"text": bound(text, 16384)},
-        "partialFingerprints": {FINGERPRINT: issue.fingerprint},
+        "partialFingerprints": {FINGERPRINT: issue.fingerprint,
+                                "primaryLocationLineHash": f"{issue.fingerprint[:16]}:1"},
         "properties": {"image": issue.target.target.image_ref, "imageId": issue.target.target.image_id,
                        "verdict": issue.target.verdict,
                        **({"workload": issue.target.target.workload} if issue.target.target.workload else {})},
     }
-    if issue.place is not None:
+    if issue.place is not None and issue.place.in_repo:  # GitHub: repository-relative locations only
         out["locations"] = [_location(issue.place, issue.title)]
     if issue.judged is not None:
         f = issue.judged.finding

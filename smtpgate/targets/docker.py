@@ -27,7 +27,9 @@ from smtpgate.errors import CollectError, Conflict, EngineError, EngineGone, Obj
 from smtpgate.labels import LABEL, owner_labels
 from smtpgate.model import Listener, Protocol, SmtpProbe
 from smtpgate.static.image import image_config
-from smtpgate.targets.helper import HelperAgent
+from smtpgate.targets.helper import DEFAULT_IMAGE as DEFAULT_HELPER_IMAGE
+from smtpgate.targets.helper import NO_HELPER, HelperAgent
+from smtpgate.targets.helper import default_image as default_helper_image
 from smtpgate.targets.interface import RunState, Target
 from smtpgate.workload.spec import RunSpec
 
@@ -108,7 +110,10 @@ class DockerImageTarget(Target):
         self._healthcheck = False
         self.exposed_tcp_ports: tuple[int, ...] = ()
         self.method = ""
-        self.want_method, self.helper_image = method, helper_image
+        self.want_method = method
+        # None: the default tool image, looked up on the engine when a helper is needed; "none": no helper
+        self.helper_image = None if helper_image == NO_HELPER else helper_image
+        self._default_helper = helper_image is None
         self.helper: HelperAgent | None = None
         self.disk: DiskWatch | None = None
         self._stop_lock = threading.Lock()
@@ -285,6 +290,9 @@ class DockerImageTarget(Target):
         if self.want_method == "host" and not visible:
             raise TargetError("--method host: the container's processes are not visible in this host's /proc "
                               "(remote or rootless engine); use --method helper --helper-image IMAGE")
+        if self._default_helper and (self.want_method == "helper"
+                                     or (self.want_method == "auto" and not (visible and root))):
+            self._use_default_helper()
         if self.want_method == "helper" or (self.want_method == "auto" and not (visible and root)
                                             and self.helper_image):
             return self._start_helper(visible)
@@ -299,10 +307,21 @@ class DockerImageTarget(Target):
                           "engine): name an image with python3 for a helper container (--helper-image)")
         return None
 
+    def _use_default_helper(self) -> None:
+        """The tool image as helper when the engine has it; a note says how to get it otherwise."""
+        self._default_helper = False
+        assert self.engine is not None
+        self.helper_image = default_helper_image(self.engine)
+        if self.helper_image is None:
+            self.notes.append(f"the default helper image {DEFAULT_HELPER_IMAGE} is not on the engine (it is never "
+                              "pulled): build it from smtpgate's Dockerfile (./dev setup does) or name an image "
+                              "with python3 (--helper-image)")
+
     def _start_helper(self, visible: bool) -> None:
         if not self.helper_image:
             raise TargetError("--method helper needs an image with python3 for the helper container: "
-                              "--helper-image IMAGE (or SMTPGATE_HELPER_IMAGE)")
+                              f"--helper-image IMAGE (or SMTPGATE_HELPER_IMAGE; default {DEFAULT_HELPER_IMAGE} "
+                              "when the engine has it)")
         assert self.engine is not None and self.cid is not None
         labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], **owner_labels()}
         self.helper = HelperAgent(self.engine, self.helper_image, pull=self.pull)

@@ -5,7 +5,10 @@ engine such as GitLab's Docker-in-Docker service, a rootless engine) or when
 smtpgate is not root (no setns): the helper is started with
 ``network_mode=container:<target>`` and ``pid_mode=container:<target>`` (and
 CAP_SYS_PTRACE, to read the socket links in other users' /proc/<pid>/fd), from
-an image the user names that has python3 (``--helper-image``). Each snapshot
+an image that has python3 (``--helper-image``; by default the smtpgate tool
+image of this version, ``smtpgate:<version>``, built from the top-level
+Dockerfile by ``./dev setup``, used only when it is already on the engine:
+it is never pulled, because nobody publishes it under that name for us). Each snapshot
 and the probe run are one ``docker exec`` of the stdlib agent
 (smtpgate.collect.agent, shipped as source with ``python3 -c``), which answers
 with JSON on stdout. Nothing is installed in the target, and nothing needs a
@@ -27,17 +30,31 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from smtpgate import __version__
 from smtpgate.collect import agent, observe, parked, procfs
 from smtpgate.collect.agent import MARKER, bootstrap
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.parked import ThreadWait
 from smtpgate.engines import ContainerSpec, Engine
-from smtpgate.errors import CollectError, EngineGone, TargetError
+from smtpgate.errors import CollectError, EngineGone, ObjectNotFound, TargetError
 from smtpgate.model import Listener, Protocol, SmtpProbe
 
+DEFAULT_IMAGE = f"smtpgate:{__version__}"
+NO_HELPER = "none"  # --helper-image none: never start a helper
 SLEEP = "import time\nwhile True:\n    time.sleep(3600)\n"
 STDERR_SHOWN = 600
 PROBE_BOUND = 30.0  # seconds a probe takes beyond its greeting patience, at most (connect, TLS, dialogue)
+EXEC_TIMEOUT = 120.0  # seconds for one agent command other than a probe
+
+
+def default_image(eng: Engine) -> str | None:
+    """The tool image of this smtpgate version when the engine has it, else None
+    (no pull: a name on a public registry is not ours to trust)."""
+    try:
+        eng.image(DEFAULT_IMAGE)
+    except ObjectNotFound:
+        return None
+    return DEFAULT_IMAGE
 
 
 class HelperAgent:
@@ -82,8 +99,10 @@ class HelperAgent:
             finally:
                 self.cid = None
 
-    def _run(self, *args: str, timeout: float = 60.0) -> Any:
-        """One agent command; its JSON answer (CollectError when the helper stopped meanwhile)."""
+    def _run(self, *args: str, timeout: float = EXEC_TIMEOUT) -> Any:
+        """One agent command; its JSON answer (CollectError when the helper stopped meanwhile).
+        Bounded in time (Engine.exec): docker 20.10 can leave an exec's stream open for ever
+        when the target dies under it (seen with a crashing vsftpd)."""
         if self.cid is None:
             raise CollectError("the helper container is gone")
         try:

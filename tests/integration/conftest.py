@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import socket
 import subprocess
 import sys
 import time
@@ -41,6 +43,24 @@ class ScanRun:
     report: dict
     junit: ET.Element
     junit_text: str
+
+
+@pytest.fixture(scope="session")
+def tool_image(docker_client) -> str:
+    """The smtpgate tool image of this version (the default helper image), built by ./dev setup."""
+    import runpy
+
+    from smtpgate.targets.helper import DEFAULT_IMAGE
+
+    try:
+        image = docker_client.images.get(DEFAULT_IMAGE)
+    except Exception:  # noqa: BLE001
+        pytest.fail(f"the tool image {DEFAULT_IMAGE} is not built (run ./dev tool-image)", pytrace=False)
+    want = runpy.run_path(str(ROOT / "fixtures" / "source-hash.py"))["source_hash"](ROOT)
+    if (image.labels or {}).get("smtpgate.source") != want:
+        pytest.fail(f"the tool image {DEFAULT_IMAGE} was built from other sources than this checkout "
+                    "(run ./dev tool-image)", pytrace=False)
+    return DEFAULT_IMAGE
 
 
 @pytest.fixture(scope="session")
@@ -97,3 +117,33 @@ def scan_process(client, *args: str, timeout: float = 30.0):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def tcp_engine(docker_client):
+    """DOCKER_HOST=tcp://127.0.0.1:PORT, proxied by socat to the local engine's socket."""
+    socat = shutil.which("socat")
+    if not socat:
+        pytest.fail("socat is not installed (./dev setup installs it)", pytrace=False)
+    port = _free_port()
+    proc = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
+                             "UNIX-CONNECT:/var/run/docker.sock"], stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                pytest.fail("socat did not start listening", pytrace=False)
+            time.sleep(0.05)
+    yield f"tcp://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)

@@ -9,47 +9,19 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import time
 
 import pytest
 
 from smtpgate.cli import main
+from smtpgate.targets.helper import DEFAULT_IMAGE
 from tests.integration.conftest import EXPECTED, ROOT, fixture_names, labelled
 
-HELPER = "smtpgate-fixture/python:latest"
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture(scope="module")
-def tcp_engine(docker_client):
-    """DOCKER_HOST=tcp://127.0.0.1:PORT, proxied by socat to the local engine's socket."""
-    socat = shutil.which("socat")
-    if not socat:
-        pytest.fail("socat is not installed (./dev setup installs it)", pytrace=False)
-    port = _free_port()
-    proc = subprocess.Popen([socat, f"TCP-LISTEN:{port},bind=127.0.0.1,fork,reuseaddr",
-                             "UNIX-CONNECT:/var/run/docker.sock"], stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                pytest.fail("socat did not start listening", pytrace=False)
-            time.sleep(0.05)
-    yield f"tcp://127.0.0.1:{port}"
-    proc.terminate()
-    proc.wait(10)
+@pytest.fixture(autouse=True)
+def _default_helper_image(tool_image):
+    """Every helper here is the default one: the tool image must be built."""
 
 
 def _scan(tmp_path, monkeypatch, engine: str, ref: str, *extra: str) -> tuple[int, dict]:
@@ -69,10 +41,10 @@ def _summary(report: dict) -> list[tuple]:
 @pytest.mark.parametrize("name", fixture_names())
 def test_helper_over_tcp_gets_the_expected_verdict(tmp_path, monkeypatch, images, tcp_engine, docker_client, name):
     want = EXPECTED[name]
-    code, report = _scan(tmp_path, monkeypatch, tcp_engine, want["image"], "--method", "helper",
-                         "--helper-image", HELPER)
+    code, report = _scan(tmp_path, monkeypatch, tcp_engine, want["image"], "--method", "helper")
     (target,) = report["targets"]
     assert target["method"] == "helper", target
+    assert any(f"({DEFAULT_IMAGE})" in note for note in target["notes"]), "the tool image is the default helper"
     assert code == want["exit"], target
     assert _summary(report) == sorted((e["software"], tuple(sorted(e["ports"])), e["scope"], e["outcome"],
                                        e.get("protocol", "smtp"), e.get("state", "listening"))
@@ -100,7 +72,8 @@ def _unshared(args: list[str], env: dict) -> subprocess.CompletedProcess:
 
 
 def test_auto_falls_back_to_the_helper_when_proc_does_not_show_the_container(tmp_path, images, docker_client):
-    env = dict(os.environ, PYTHONPATH=str(ROOT), SMTPGATE_HELPER_IMAGE=HELPER)
+    env = {k: v for k, v in os.environ.items() if k != "SMTPGATE_HELPER_IMAGE"}  # the default helper image
+    env["PYTHONPATH"] = str(ROOT)
     done = _unshared(["scan", "smtpgate-fixture/postfix-all", "--json", str(tmp_path / "r.json"), "-q"], env)
     report = json.loads((tmp_path / "r.json").read_text())
     (target,) = report["targets"]
@@ -112,8 +85,7 @@ def test_auto_falls_back_to_the_helper_when_proc_does_not_show_the_container(tmp
 
 
 def test_no_helper_image_and_no_proc_is_exit_2_and_says_what_to_do(tmp_path, images, docker_client):
-    env = {k: v for k, v in os.environ.items() if k != "SMTPGATE_HELPER_IMAGE"}
-    env["PYTHONPATH"] = str(ROOT)
+    env = dict(os.environ, PYTHONPATH=str(ROOT), SMTPGATE_HELPER_IMAGE="none")
     done = _unshared(["scan", "smtpgate-fixture/postfix-all", "--json", str(tmp_path / "r.json"), "-q"], env)
     assert done.returncode == 2, done.stderr
     (target,) = json.loads((tmp_path / "r.json").read_text())["targets"]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from smtpgate import __version__
+from smtpgate.targets.helper import DEFAULT_IMAGE as DEFAULT_TOOL_IMAGE
 from tests.integration.conftest import ROOT
 from tests.report_checks import check_codequality, check_junit, check_sarif
 
@@ -178,3 +180,88 @@ def test_gitlab_template_artifacts(gitlab_run, job):
         assert issues == []
     report = json.loads((artifacts / "smtpgate.json").read_text())
     assert [t["ref"] for t in report["targets"]] == [image]
+
+
+COMPONENT_HOST = "gitlab.example.invalid"
+
+
+def consumer_repo(dest: Path, ci_file: str) -> Path:
+    """A new repository (not smtpgate) whose .gitlab-ci.yml is tests/runners/gitlab/<ci_file>, with the
+    smtpgate project's files at ref <version> in gitlab-ci-local's include cache, as if fetched from the
+    GitLab instance (nothing is fetched)."""
+    dest.mkdir()
+    (dest / ".gitlab-ci.yml").write_text((ROOT / "tests/runners/gitlab" / ci_file).read_text()
+                                         .replace("0.1.0", __version__))
+    (dest / "Dockerfile").write_text("FROM smtpgate-fixture/postfix-all\n")
+    cache = dest / ".gitlab-ci-local" / "includes" / COMPONENT_HOST / "security" / "smtpgate" / __version__
+    for name in ("templates/smtpgate/template.yml", ".gitlab-ci-template.yml"):
+        (cache / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / name, cache / name)
+    git = ["git", "-C", str(dest), "-c", "user.name=smtpgate-test", "-c", "user.email=test@smtpgate.invalid"]
+    for args in (["init", "-q", "-b", "main"], ["add", ".gitlab-ci.yml", "Dockerfile"], ["commit", "-q", "-m", "app"],
+                 ["remote", "add", "origin", f"https://{COMPONENT_HOST}/team/app.git"]):
+        subprocess.run(git + args, check=True, capture_output=True)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def consumer_runs(images, tool_image, tcp_engine, tmp_path_factory):
+    """The consumer pipelines under gitlab-ci-local's docker executor, jobs in the tool image, the engine's
+    socket mounted and the host network (for the TCP engine of the dind job): {file: (code, log, repo)}."""
+    glci = _tool("gitlab-ci-local")
+    base = tmp_path_factory.mktemp("consumer")
+    runs = {}
+    for ci_file in ("consumer-component.yml", "consumer-template.yml"):
+        repo = consumer_repo(base / ci_file.split(".")[0], ci_file)
+        env = dict(os.environ, PATH=f"{Path(glci).parent}:{PLAIN_PATH}", HOME=str(base))
+        cmd = [glci, "--concurrency", "1", "--network", "host", "--pull-policy", "if-not-present",
+               "--volume", "/var/run/docker.sock:/var/run/docker.sock",
+               "--helper-image", "smtpgate-fixture/gitlab-ci-local-util",  # gitlab-ci-local's own copy helper
+               "--variable", f"SMTPGATE_TEST_ENGINE={tcp_engine}"]
+        done = subprocess.run(cmd, cwd=repo, env=env, capture_output=True, text=True, errors="replace",
+                              timeout=900)
+        runs[ci_file] = (done.returncode, ANSI.sub("", done.stdout + done.stderr), repo)
+    return runs
+
+
+CONSUMER_JOBS = {("consumer-component.yml", "smtpgate"): ("FAIL", VIOLATING),
+                 ("consumer-component.yml", "smtpgate-dind"): ("PASS", CLEAN),
+                 ("consumer-template.yml", "smtpgate"): ("PASS", CLEAN)}
+
+
+def test_consumers_get_working_jobs_in_the_tool_image_with_nothing_installed(consumer_runs):
+    for ci_file in ("consumer-component.yml", "consumer-template.yml"):
+        code, log, _ = consumer_runs[ci_file]
+        outcome = dict((job, word) for word, job in re.findall(r"^\s*(PASS|FAIL)\s+(\S+)\s*$", log, re.M))
+        want = {job: word for (f, job), (word, _) in CONSUMER_JOBS.items() if f == ci_file}
+        if ci_file == "consumer-template.yml":
+            want["smtpgate-no-tool"] = "FAIL"
+        assert outcome == want, log[-4000:]
+        assert code != 0  # a failed job fails the pipeline
+        assert f"starting {DEFAULT_TOOL_IMAGE}" in log, log[-3000:]
+        assert "pip install" not in log and "Collecting " not in log and "Successfully installed" not in log
+        assert len(re.findall(rf"^smtpgate\S*\s+> smtpgate {re.escape(__version__)}$", log, re.M)) == \
+            sum(1 for f, _ in CONSUMER_JOBS if f == ci_file), log[-3000:]
+
+
+def test_template_without_the_tool_or_an_install_source_installs_nothing_and_says_what_to_do(consumer_runs):
+    _, log, _ = consumer_runs["consumer-template.yml"]
+    lines = [line for line in log.splitlines() if line.startswith("smtpgate-no-tool")]
+    assert any("smtpgate is not on PATH" in line and "SMTPGATE_INSTALL" in line for line in lines), log[-3000:]
+
+
+@pytest.mark.parametrize("ci_file, job", sorted(CONSUMER_JOBS))
+def test_consumer_artifacts(consumer_runs, ci_file, job):
+    _, log, repo = consumer_runs[ci_file]
+    _, image = CONSUMER_JOBS[(ci_file, job)]
+    artifacts = repo / ".gitlab-ci-local" / "artifacts" / job
+    violating = image != CLEAN
+    check_junit((artifacts / "smtpgate-junit.xml").read_bytes(), [image], failed=violating)
+    issues = check_codequality((artifacts / "gl-code-quality-report.json").read_bytes())
+    assert [i["check_name"] for i in issues] == (["SMTPGATE001"] if violating else [])
+    if violating:
+        assert issues[0]["location"] == {"path": "Dockerfile", "lines": {"begin": 1}}
+    (target,) = json.loads((artifacts / "smtpgate.json").read_text())["targets"]
+    assert target["ref"] == image
+    assert target["method"] == "helper", target  # the job's /proc does not show the engine's containers
+    assert any(f"({DEFAULT_TOOL_IMAGE})" in note for note in target["notes"]), target["notes"]
