@@ -338,6 +338,8 @@ class DirFS(RootFS):
         return fd
 
     def _node(self, path: str) -> Node | None:
+        if "\x00" in path:  # no file has that name (and the OS calls refuse it)
+            return None
         parts = split(path)
         if not parts:
             return Node("dir")
