@@ -30,6 +30,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from smtpgate.targets.helper import DEFAULT_IMAGE as DEFAULT_HELPER_IMAGE  # noqa: E402
 from tests import machines  # noqa: E402
 
 EXPECTED = yaml.safe_load((ROOT / "fixtures" / "expected.yaml").read_text())["fixtures"]
@@ -112,10 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         with machines.machine(name, refs) as m:
             print(f"  machine up and filled in {time.perf_counter() - start:.0f} s", file=sys.stderr)
             extra: tuple[str, ...] = ("--method", "helper") if kind.env.get("TLS") == "1" else ()
-            if extra:  # a remote engine starts empty: the helper image has to be there too
-                helper = os.environ.get("SMTPGATE_HELPER_IMAGE", "smtpgate-fixture/python:latest")
-                m.load([helper])
-                extra += ("--helper-image", helper)
+            if extra:  # a remote engine starts empty: the helper image (the tool image) has to be there too
+                m.load([os.environ.get("SMTPGATE_HELPER_IMAGE") or DEFAULT_HELPER_IMAGE])
             rows.append(run_engine(name, {**base, **m.env()}, args.images, args.repeat, extra))
     lines = ["| engine | verdicts as expected | median scan | median `--static` | method |",
              "| --- | --- | --- | --- | --- |"]

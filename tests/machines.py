@@ -41,7 +41,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE_DIR = ROOT / "fixtures" / "machines"
-DATA_ROOT = Path("/var/lib/smtpgate-machines")
+DATA_ROOT = Path(os.environ.get("SMTPGATE_MACHINES_DATA", "/var/lib/smtpgate-machines"))  # storage of each engine
 RUN_ROOT = Path("/run/smtpgate-machines")
 HOST_ENGINE = "unix:///var/run/docker.sock"
 LABEL = "smtpgate"

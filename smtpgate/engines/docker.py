@@ -30,15 +30,38 @@ QUOTA_DRIVERS = {"btrfs", "zfs", "devicemapper", "windowsfilter"}
 EXEC_POLL = 0.5  # seconds between looks at the container while an exec runs
 
 
+_ENV_LOCK = threading.Lock()
+CA_BUNDLE_VARIABLES = ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE")
+
+
 def connect(timeout: float = 60.0) -> DockerEngine:
-    """The engine DOCKER_HOST names (or the local socket), asked for its version."""
+    """The engine DOCKER_HOST names (or the local socket), asked for its version.
+
+    With DOCKER_TLS_VERIFY/DOCKER_CERT_PATH the engine's certificate is checked
+    against DOCKER_CERT_PATH's ca.pem, as the docker CLI does. requests lets
+    REQUESTS_CA_BUNDLE or CURL_CA_BUNDLE (set on many CI machines) replace a
+    session's CA on every request (psf/requests#3829), which fails every call to
+    a dind engine with a private CA; so for such an engine the client ignores
+    those variables (and, with them, proxy variables: a dind engine is reached
+    directly)."""
     import docker
+    from docker.utils import kwargs_from_env
 
     try:
-        client = docker.from_env(timeout=int(timeout), version="auto")
+        params = kwargs_from_env()
+        tls = params.get("tls")
+        if tls is None or not getattr(tls, "ca_cert", None):
+            return DockerEngine(docker.DockerClient(**params, timeout=int(timeout), version="auto"))
+        with _ENV_LOCK:  # the version is asked for while the client is made
+            saved = {k: os.environ.pop(k) for k in CA_BUNDLE_VARIABLES if k in os.environ}
+            try:
+                client = docker.DockerClient(**params, timeout=int(timeout), version="auto")
+            finally:
+                os.environ.update(saved)
+        client.api.trust_env = False
+        return DockerEngine(client)
     except Exception as exc:  # the SDK raises DockerException or the transport's errors
         raise translate("Docker engine not reachable", exc) from exc
-    return DockerEngine(client)
 
 
 def as_engine(client: Any) -> Engine:

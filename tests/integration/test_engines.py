@@ -79,3 +79,18 @@ def test_same_static_verdict_on_the_containerd_store(tmp_path, monkeypatch, cont
     assert code == EXPECTED[name]["static_exit"], target
     assert target["method"] == "static" and not target["listeners"]
     assert machines.labelled_on(containerd_engine, os.getpid()) == []
+
+
+def test_a_tls_verified_remote_engine_through_the_helper(tmp_path, monkeypatch, images, tool_image):
+    """GitLab's docker:dind: DOCKER_HOST=tcp://...:2376 with --tlsverify, certificates
+    from DOCKER_CERT_PATH, no shared /proc (the helper, the tool image by default),
+    and a CA bundle variable in the environment as on many CI machines (requests
+    would let it replace the engine's CA)."""
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/certs/ca-certificates.crt")
+    with machines.machine("docker-28-tls", [EXPECTED["postfix-all"]["image"], tool_image]) as m:
+        code, report = _scan(tmp_path, monkeypatch, m, EXPECTED["postfix-all"]["image"], "--method", "helper")
+        (target,) = report["targets"]
+        assert code == 1, target
+        assert target["method"] == "helper"
+        assert _summary(report) == _want("postfix-all")
+        assert machines.labelled_on(m, os.getpid()) == []
