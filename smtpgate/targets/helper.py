@@ -105,12 +105,17 @@ class HelperAgent:
         when the target dies under it (seen with a crashing vsftpd)."""
         if self.cid is None:
             raise CollectError("the helper container is gone")
+        started = time.monotonic()
         try:
             argv = ["python3", "-I", "-S", "-c", self._source, MARKER, *args]
             code, out, err = self.engine.exec(self.cid, argv, user="0", timeout=timeout)
         except EngineGone:
             raise
         except TargetError as exc:
+            if time.monotonic() - started >= timeout:  # removing the helper closes the stuck stream
+                self.remove()
+                raise CollectError(f"the helper agent did not answer within {timeout:g} s "
+                                   "(the helper was removed)") from exc
             raise CollectError(f"helper exec failed: {exc}") from exc
         if code != 0:
             tail = err.decode("utf-8", "replace").strip()[-STDERR_SHOWN:]
