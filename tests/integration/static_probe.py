@@ -16,6 +16,17 @@ import sys
 import time
 
 
+def _peak_rss_kib() -> int:
+    """VmHWM: this program's own peak since exec. Not getrusage's ru_maxrss, which
+    Linux carries over fork and exec from the parent (a pytest process that has
+    grown to hundreds of MiB would be counted)."""
+    with open("/proc/self/status", encoding="ascii") as fh:
+        for line in fh:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def main(ref: str, method: str) -> None:
     import docker
 
@@ -30,7 +41,7 @@ def main(ref: str, method: str) -> None:
         if event == "open" and isinstance(args[0], str) and args[0].startswith("/"):
             opened.append(args[0])
 
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    before = _peak_rss_kib()
     started = time.monotonic()
     sys.addaudithook(hook)
     with image_filesystem(client, image.id, config=config, method=method) as fs:
@@ -40,7 +51,7 @@ def main(ref: str, method: str) -> None:
     texts = [e.text for f in static_findings(facts) for e in f.evidence]
     print(json.dumps({
         "seconds": seconds, "rss_before_kib": before,
-        "peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+        "peak_rss_kib": _peak_rss_kib(),
         "opened": sorted(set(opened)), "evidence": texts, "problems": list(facts.problems), "source": name,
         "findings": [(f.software.id, f.state.value) for f in static_findings(facts)],
     }))
