@@ -36,9 +36,10 @@ def main(ref: str, method: str) -> None:
     image = client.images.get(ref)
     config = image_config(image.attrs)
     opened: list[str] = []
+    recording = [True]  # off before the probe reads its own /proc/self/status
 
     def hook(event: str, args: tuple) -> None:
-        if event == "open" and isinstance(args[0], str) and args[0].startswith("/"):
+        if recording[0] and event == "open" and isinstance(args[0], str) and args[0].startswith("/"):
             opened.append(args[0])
 
     before = _peak_rss_kib()
@@ -48,6 +49,7 @@ def main(ref: str, method: str) -> None:
         facts = analyse(fs, image_config=config)
         name = fs.name
     seconds = time.monotonic() - started
+    recording[0] = False
     texts = [e.text for f in static_findings(facts) for e in f.evidence]
     print(json.dumps({
         "seconds": seconds, "rss_before_kib": before,
