@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from smtpgate.model import Process
+from smtpgate.software.listen import ArgvAddress, ConfigFiles, ConfiguredListen
+
+ListenReader = Callable[[ConfigFiles, list[str]], list[ConfiguredListen]]
+ArgvReader = Callable[[tuple[str, ...]], "ArgvAddress | None"]
 
 TEXT_LIMIT = 4096  # an SMTP reply line is at most 512 octets (RFC 5321); anything longer is junk
 
@@ -54,7 +58,12 @@ def process_texts(process: Process) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Mta:
-    """An SMTP implementation: how to recognise it and how to fix an exposed listener.
+    """An SMTP implementation: everything smtpgate knows of it, in its one module.
+
+    How to recognise it (greeting, EHLO, process), what installs, enables and starts it
+    (packages, units, binaries, starts), where it listens (`listens` reads its
+    configuration files, `argv_listen` its command line) and how to fix an exposed
+    listener (`listen_setting`, `fix`, `verify`).
 
     `banners` are searched in the greeting text (reply codes stripped, lines joined)
     and may name a group 'version'; `ehlo` in each EHLO reply line (codes stripped);
@@ -87,6 +96,21 @@ class Mta:
     # True where the daemon serves SMTP only when its configuration says so (Dovecot's
     # submission, nginx's mail proxy): installed/enabled alone is no SMTP finding.
     needs_smtp_config: bool = False
+    # Where it listens: `listens(fs, problems)` reads its configuration files in a root
+    # filesystem (parse problems appended to `problems`); `argv_listen(argv)` reads the
+    # command line that starts it (None: the command line does not say).
+    listens: ListenReader | None = None
+    argv_listen: ArgvReader | None = None
+
+    def command_listen(self, argv: tuple[str, ...], context: str, path: str | None = None,
+                       line: int | None = None) -> ConfiguredListen | None:
+        """Where the command line `argv` makes it listen (None: it does not say); `context` says where
+        the command line was found (the command itself, a supervisord program), `path`:`line` its file."""
+        found = self.argv_listen(argv) if self.argv_listen is not None else None
+        if found is None:
+            return None
+        text = f"{self.name} {found.text} ({context})"
+        return ConfiguredListen(self.id, found.scope, found.address, found.port, text, path, line)
 
     def starts_daemon(self, command: str) -> bool:
         """Does this command line (as written in an entrypoint, unit or script) start the daemon?"""

@@ -1,6 +1,7 @@
 """MailHog (a mail-testing tool): greets "<hostname> ESMTP MailHog"."""
 
 from smtpgate.software.base import RERUN, Mta, patterns
+from smtpgate.software.listen import ArgvListen
 
 MAILHOG = Mta(
     id="mailhog",
@@ -8,6 +9,7 @@ MAILHOG = Mta(
     banners=patterns(r"\bESMTP MailHog\b"),
     processes=patterns(r"^(?:\S*/)?mailhog(?:\s|$)"),
     binaries=("/usr/local/bin/MailHog", "/usr/bin/MailHog", "/usr/local/bin/mailhog"),
+    argv_listen=ArgvListen(flags=("-smtp-bind-addr",), default="0.0.0.0:1025"),
     listen_setting="`-smtp-bind-addr` / `MH_SMTP_BIND_ADDR` (default `0.0.0.0:1025`)",
     fix=(
         "Bind to loopback: run `MailHog -smtp-bind-addr 127.0.0.1:1025`, or set "

@@ -1,6 +1,7 @@
 """Mailpit (a mail-testing tool): greets "<host> Mailpit ESMTP Service ready"."""
 
 from smtpgate.software.base import RERUN, Mta, patterns
+from smtpgate.software.listen import ArgvListen
 
 MAILPIT = Mta(
     id="mailpit",
@@ -8,6 +9,7 @@ MAILPIT = Mta(
     banners=patterns(r"\bMailpit ESMTP Service ready\b"),
     processes=patterns(r"^(?:\S*/)?mailpit(?:\s|$)"),
     binaries=("/usr/local/bin/mailpit", "/usr/bin/mailpit", "/mailpit"),
+    argv_listen=ArgvListen(flags=("-s", "--smtp"), default="[::]:1025"),
     listen_setting="`--smtp` / `MP_SMTP_BIND_ADDR` (default `[::]:1025`)",
     fix=(
         "Bind to loopback: run `mailpit --smtp 127.0.0.1:1025`, or set "

@@ -2,6 +2,7 @@
 mail package, and the servers built on them (Salmon, smtpdev)."""
 
 from smtpgate.software.base import RERUN, Mta, import_patterns, patterns, py_import, ss_check
+from smtpgate.software.listen import ArgvListen
 
 AIOSMTPD = Mta(
     id="aiosmtpd",
@@ -12,6 +13,7 @@ AIOSMTPD = Mta(
     lang_packages=("pypi:aiosmtpd",),
     imports=import_patterns(py_import("aiosmtpd")),
     binaries=("/usr/bin/aiosmtpd", "/usr/local/bin/aiosmtpd"),
+    argv_listen=ArgvListen(flags=("-l", "--listen"), default="localhost:8025"),
     listen_setting=(
         "`-l/--listen HOST:PORT` of `python3 -m aiosmtpd` (default localhost:8025); in code, the "
         "`hostname` given to `aiosmtpd.controller.Controller`"
@@ -31,6 +33,9 @@ PYTHON_SMTPD = Mta(
     banners=patterns(r"\bPython SMTP proxy version (?P<version>\d+(?:\.\d+)+)"),
     processes=patterns(r"\s-m\s*smtpd(?:\s|$)"),
     imports=import_patterns(py_import("smtpd")),
+    # python3 -m smtpd [options] [localaddr [remoteaddr]]; -c/--class and -s/--size take a value
+    argv_listen=ArgvListen(default="localhost:8025", positional_after="smtpd",
+                           value_options=("-c", "--class", "-s", "--size")),
     listen_setting="the `host:port` argument of `python3 -m smtpd`, or `localaddr` in code",
     fix=(
         "Bind to loopback: `python3 -m smtpd -n -c DebuggingServer 127.0.0.1:1025`; in code, "

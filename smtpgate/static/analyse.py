@@ -10,7 +10,6 @@ from smtpgate import software
 from smtpgate.errors import SmtpgateError
 from smtpgate.static import langpkg, services
 from smtpgate.static.command import BOOT_INITS, INITS, analyse_command
-from smtpgate.static.config import READERS
 from smtpgate.static.facts import Enablement, Package, StaticFacts
 from smtpgate.static.fs import RootFS, StaticError
 from smtpgate.static.image import ImageConfig
@@ -88,9 +87,9 @@ def analyse(fs: RootFS, *, image_config: ImageConfig | None = None, boots_init: 
         listens += li
     init = cmd.init if cmd else ""
     enabled += [_judged_by_init(item, launched, init, boots_init) for item in managed]
-    for mta_id, config_reader in READERS.items():
-        listens += _safe(fs, f"{software.get(mta_id).name} configuration", config_reader, fs, problems,
-                         default=[])
+    for mta in software.all_mtas():
+        if mta.listens is not None:
+            listens += _safe(fs, f"{mta.name} configuration", mta.listens, fs, problems, default=[])
     # Last: the language-ecosystem search is bounded by time and bytes of its own.
     workdir = image_config.workdir if image_config is not None else ""
     packages += _distinct(packages, _safe(fs, "language packages", langpkg.installed_lang_packages, fs,

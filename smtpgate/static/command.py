@@ -22,12 +22,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from smtpgate.static import langpkg, shell
-from smtpgate.static.config.common import address_scope
-from smtpgate.static.config.exim import ox_listens
 from smtpgate.static.facts import ConfiguredListen, Enablement
 from smtpgate.static.fs import RootFS
 from smtpgate.static.image import ImageConfig
-from smtpgate.static.services import argv_listen, mta_by_command, resolve_service
+from smtpgate.static.services import mta_by_command, resolve_service
 from smtpgate.static.supervisor import programs
 
 # Programs that are an init system or supervisor, and what they start.
@@ -199,14 +197,9 @@ def _one(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, delay
                                       f"({origin}{late})", where, line, not cmd.condition, cmd.condition))
         if cmd.condition:
             return
-        if mta.id == "exim" and "-oX" in cmd.argv[:-1]:
-            out.listens.append(ox_listens(cmd.argv[cmd.argv.index("-oX") + 1], where, line))
-        listen = argv_listen(mta.id, cmd.argv)
+        listen = mta.command_listen(cmd.argv, f"`{cmd.text[:200]}`", where, line)
         if listen is not None:
-            address, port = listen
-            out.listens.append(ConfiguredListen(mta.id, address_scope(address), address, port,
-                                                f"{mta.name} command line listens on {address}:{port} "
-                                                f"(`{cmd.text[:200]}`)", where, line))
+            out.listens.append(listen)
         return
     control = control_command(cmd.argv)
     if control is not None:

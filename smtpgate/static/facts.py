@@ -5,6 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from smtpgate.model import BindScope, Evidence
+from smtpgate.software.listen import ConfiguredListen  # defined beside the readers that make it
+
+__all__ = ["Binary", "ConfiguredListen", "Enablement", "Package", "SoftwareFacts", "StaticFacts"]
 
 
 @dataclass(frozen=True)
@@ -58,23 +61,6 @@ class Enablement:
             return Evidence("conditional", f"{self.text}; it may start when {self.condition}", self.path, self.line)
         kind = "command" if self.by_command else "dormant" if self.dormant else "unit"
         return Evidence(kind, self.text, self.path, self.line)
-
-
-@dataclass(frozen=True)
-class ConfiguredListen:
-    """Where an MTA's configuration says it listens."""
-
-    software: str
-    scope: BindScope
-    address: str  # "all", "loopback", or the address as written
-    port: str = ""  # as written ("smtp", "25", "" = the default)
-    text: str = ""
-    path: str | None = None
-    line: int | None = None
-    tls: bool = False
-
-    def evidence(self) -> Evidence:
-        return Evidence("config", self.text, self.path, self.line)
 
 
 @dataclass(frozen=True)

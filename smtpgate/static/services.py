@@ -14,6 +14,7 @@ from dataclasses import replace
 from smtpgate import software
 from smtpgate.model import BindScope, Process
 from smtpgate.software.base import Mta
+from smtpgate.software.listen import address_scope
 from smtpgate.static import shell
 from smtpgate.static.facts import ConfiguredListen, Enablement
 from smtpgate.static.fs import RootFS
@@ -121,37 +122,6 @@ def _definitions(fs: RootFS, manager: str, name: str, base: str, supervisord_con
         unit = base if base.endswith(".service") else f"{base}.service"
         return [(f"{d}/{unit}", "") for d in UNIT_DIRS if fs.isfile(f"{d}/{unit}")][:1]
     return []
-
-
-# Servers configured on their command line: option, default "host:port" (None: no default known).
-_ARGV_LISTEN: dict[str, tuple[tuple[str, ...], str | None]] = {
-    "aiosmtpd": (("-l", "--listen"), "localhost:8025"),
-    "python-smtpd": ((), "localhost:8025"),  # positional localaddr after the options
-    "mailpit": (("-s", "--smtp"), "[::]:1025"),
-    "mailhog": (("-smtp-bind-addr",), "0.0.0.0:1025"),
-}
-
-
-def argv_listen(mta_id: str, argv: tuple[str, ...]) -> tuple[str, str] | None:
-    """(address, port) a command-line configured server binds, from its argv (or its default)."""
-    if mta_id not in _ARGV_LISTEN:
-        return None
-    flags, default = _ARGV_LISTEN[mta_id]
-    value = default
-    for i, arg in enumerate(argv):
-        for flag in flags:
-            if arg == flag and i + 1 < len(argv):
-                value = argv[i + 1]
-            elif arg.startswith(flag + "="):
-                value = arg.split("=", 1)[1]
-    if mta_id == "python-smtpd" and "smtpd" in argv:
-        rest = list(argv[argv.index("smtpd") + 1:])
-        positional = [a for i, a in enumerate(rest) if not a.startswith("-") and (i == 0 or rest[i - 1] != "-c")]
-        value = positional[0] if positional else default
-    if value is None:
-        return None
-    host, _, port = value.rpartition(":")
-    return (host.strip("[]") or "all"), port
 
 
 # -- systemd -------------------------------------------------------------------
@@ -266,11 +236,10 @@ def supervisord(fs: RootFS, problems: list[str], config: str | None = None,
         mta = command_mta(fs, prog.command, prog.path, problems, env)
         if mta is None:
             continue
-        listen = argv_listen(mta.id, tuple(prog.command.split()))
+        listen = mta.command_listen(tuple(prog.command.split()), f"supervisord program {prog.name}", prog.path,
+                                    prog.line)
         if listen is not None and listens is not None and prog.autostart:
-            listens.append(ConfiguredListen(mta.id, _scope(listen[0]), listen[0], listen[1],
-                                            f"supervisord program {prog.name}: {mta.name} command line listens on "
-                                            f"{listen[0]}:{listen[1]}", prog.path, prog.line))
+            listens.append(listen)
         if not prog.autostart:
             problems.append(f"{prog.path}:{prog.line}: supervisord program {prog.name} runs {mta.name} "
                             "but has autostart=false; not counted unless a command starts it (supervisorctl start)")
@@ -357,7 +326,7 @@ def inetd(fs: RootFS, problems: list[str]) -> tuple[list[Enablement], list[Confi
         mta = _served_mta(server, args)
         enabled.append(Enablement(mta.id, "inetd", f"inetd serves {service} with `{server} {args}`".rstrip(),
                                   path, number))
-        scope = BindScope.ALL if host in ("", "*") else _scope(host)
+        scope = BindScope.ALL if host in ("", "*") else address_scope(host)
         listens.append(ConfiguredListen(mta.id, scope, host or "all", service,
                                         f"inetd listens on {host or '*'}:{service}", path, number))
     return enabled, listens
@@ -378,7 +347,7 @@ def xinetd(fs: RootFS, problems: list[str]) -> tuple[list[Enablement], list[Conf
             mta = _served_mta(keys.get("server", ("", 0))[0], keys.get("server_args", ("", 0))[0])
             enabled.append(Enablement(mta.id, "inetd", f"xinetd service {name} is enabled", path, line))
             bind = keys.get("bind", keys.get("interface", ("", 0)))
-            scope = _scope(bind[0]) if bind[0] else BindScope.ALL
+            scope = address_scope(bind[0]) if bind[0] else BindScope.ALL
             listens.append(ConfiguredListen(mta.id, scope, bind[0] or "all", port or name,
                                             f"xinetd service {name} binds {bind[0] or 'all interfaces'}",
                                             path, bind[1] or line))
@@ -399,9 +368,3 @@ def _xinetd_blocks(text: str) -> list[tuple[str, int, dict[str, tuple[str, int]]
             key, _, value = line.partition("=")
             current[key.strip().rstrip("+-")] = (value.strip(), number)
     return out
-
-
-def _scope(address: str) -> BindScope:
-    from smtpgate.static.config.common import address_scope
-
-    return address_scope(address)

@@ -10,11 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from smtpgate import software
 from smtpgate.model import BindScope
+from smtpgate.software import dovecot, exim, nginx, opensmtpd, postfix, sendmail
+from smtpgate.software.listen import address_scope
 from smtpgate.static import DirFS, ImageConfig, analyse, shell, static_findings
-from smtpgate.static.command import analyse_command, argv_listen
-from smtpgate.static.config import dovecot, exim, nginx, opensmtpd, postfix, sendmail
-from smtpgate.static.config.common import address_scope
+from smtpgate.static.command import analyse_command
 from smtpgate.static.packages import parse_apk_installed, parse_dpkg_status, parse_rpm_sqlite, rpm_header_strings
 from smtpgate.static.supervisor import ini_sections
 
@@ -314,6 +315,12 @@ def test_service_start_and_init_commands(tmp_path):
     assert [e.software for e in out.enabled] == ["postfix"]
     out = analyse_command(fs, ImageConfig(entrypoint=("/lib/systemd/systemd",)), [])
     assert out.init == "systemd" and "systemd" in out.launched
+
+
+def argv_listen(mta_id: str, argv: tuple[str, ...]) -> tuple[str, str] | None:
+    """(address, port) the registry entry's command-line reader finds in argv."""
+    found = software.get(mta_id).command_listen(argv, "test")
+    return (found.address, found.port) if found is not None else None
 
 
 def test_argv_listen_defaults_and_flags():
