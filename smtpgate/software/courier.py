@@ -12,7 +12,7 @@ COURIER = Mta(
         r"^(?:\S*/)?courieresmtpd(?:\s|$)",
     ),
     packages=("courier-mta", "courier"),
-    units=("courier-mta", "courier-mta-ssl", "courier-msa"),
+    units=("courier-mta", "courier-mta-ssl", "courier-msa", "courier"),
     binaries=("/usr/lib/courier/courier/courieresmtpd", "/usr/lib/courier/courieresmtpd"),
     starts=patterns(r"(?:^|[\s/])esmtpd(?:-msa|-ssl)?\s+start\b", r"(?:^|[\s/])couriertcpd\s.*courieresmtpd"),
     listen_setting=(

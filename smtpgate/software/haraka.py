@@ -9,6 +9,7 @@ HARAKA = Mta(
     ehlo=patterns(r"\bHaraka is at your service\b"),
     processes=patterns(r"(?:^|/)haraka(?:\.js)?(?:\s|$)"),
     lang_packages=("npm:haraka",),
+    units=("haraka",),
     listen_setting="`listen=` in config/smtp.ini of the Haraka directory (default `[::0]:25`)",
     fix=(
         "Bind to loopback: set `listen=127.0.0.1:25` (or `listen=127.0.0.1:25,[::1]:25`) in "

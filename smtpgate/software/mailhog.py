@@ -10,6 +10,7 @@ MAILHOG = Mta(
     processes=patterns(r"^(?:\S*/)?mailhog(?:\s|$)"),
     binaries=("/usr/local/bin/MailHog", "/usr/bin/MailHog", "/usr/local/bin/mailhog"),
     argv_listen=ArgvListen(flags=("-smtp-bind-addr",), default="0.0.0.0:1025"),
+    units=("mailhog",),
     listen_setting="`-smtp-bind-addr` / `MH_SMTP_BIND_ADDR` (default `0.0.0.0:1025`)",
     fix=(
         "Bind to loopback: run `MailHog -smtp-bind-addr 127.0.0.1:1025`, or set "

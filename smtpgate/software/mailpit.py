@@ -10,6 +10,7 @@ MAILPIT = Mta(
     processes=patterns(r"^(?:\S*/)?mailpit(?:\s|$)"),
     binaries=("/usr/local/bin/mailpit", "/usr/bin/mailpit", "/mailpit"),
     argv_listen=ArgvListen(flags=("-s", "--smtp"), default="[::]:1025"),
+    units=("mailpit",),
     listen_setting="`--smtp` / `MP_SMTP_BIND_ADDR` (default `[::]:1025`)",
     fix=(
         "Bind to loopback: run `mailpit --smtp 127.0.0.1:1025`, or set "

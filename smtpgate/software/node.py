@@ -49,36 +49,6 @@ FAKE_SMTP_SERVER = Mta(
 )
 
 SMTP_SERVER = Mta(
-    id="fake-smtp-server",
-    name="fake-smtp-server",
-    banners=(),
-    processes=patterns(r"(?:^|[\s/])fake-smtp-server(?:\s|$)", r"/fake-smtp-server/index\.js\b"),
-    lang_packages=("npm:fake-smtp-server",),
-    built_on=("smtp-server",),
-    listen_setting="`--smtp-ip` (default: all interfaces) and `-s/--smtp-port` (1025)",
-    fix=(
-        "Bind to loopback: `fake-smtp-server --smtp-ip 127.0.0.1` (and `--http-ip 127.0.0.1` for its UI)",
-        "Or keep it out of images that are deployed: it is a testing tool",
-    ),
-    verify=(ss_check("1025"), RERUN),
-)
-
-SMTP_TESTER = Mta(
-    id="smtp-tester",
-    name="smtp-tester",
-    banners=(),
-    lang_packages=("npm:smtp-tester",),
-    imports=import_patterns(js_require("smtp-tester")),
-    built_on=("smtp-server",),
-    listen_setting="the port given to `smtpTester.init(port)` (all interfaces)",
-    fix=(
-        "Keep it out of images that are deployed: it is a test helper that listens on all interfaces",
-        "Move it to devDependencies and install with `npm ci --omit=dev` in the image",
-    ),
-    verify=("`npm ls smtp-tester` in the image finds nothing", RERUN),
-)
-
-SMTP_SERVER = Mta(
     id="smtp-server",
     name="nodemailer smtp-server",
     banners=(),

@@ -25,6 +25,7 @@ MADDY = Mta(
     banners=(),  # go-smtp's generic "<domain> ESMTP Service Ready"
     processes=patterns(r"^(?:\S*/)?maddy(?:\s|$)"),
     packages=("maddy",),
+    units=("maddy",),
     listen_setting="endpoint addresses in /etc/maddy/maddy.conf (`smtp tcp://0.0.0.0:25`, ...)",
     fix=(
         "Bind to loopback: in /etc/maddy/maddy.conf write `smtp tcp://127.0.0.1:25` and "
@@ -98,6 +99,7 @@ QMAIL = Mta(
     banners=(),  # qmail-smtpd greets "<control/smtpgreeting> ESMTP"
     processes=patterns(r"(?:^|[\s/])qmail-smtpd(?:\s|$)"),
     packages=("qmail", "netqmail", "notqmail"),
+    units=("qmail", "qmail-smtpd"),
     listen_setting=(
         "the host argument of `tcpserver ... 0 smtp qmail-smtpd` in the service's run script "
         "(/var/qmail/supervise/qmail-smtpd/run or /service/qmail-smtpd/run)"
