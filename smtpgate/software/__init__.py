@@ -1,5 +1,9 @@
 """The SMTP software registry: which implementation answered, and how to fix it.
 
+One module per implementation holds all smtpgate knows of it (an `Mta`, base.py:
+recognition, packages and units, where it listens, fixes); REGISTRY lists them, and
+tests/unit/software/test_registry_consistency.py checks the entries against each other.
+
 `identify` trusts the greeting first, then the EHLO reply, then the process that owns
 the port: a banner names the software that spoke, while a process may be a proxy or a
 generic name. The registry order decides ties, specific before generic.

@@ -60,8 +60,8 @@ class ArgvAddress:
 class ArgvListen:
     """A server that takes its listen address on its command line.
 
-    `flags` take a "host:port" value (`-l HOST:PORT`, `--listen=HOST:PORT`; the last one
-    given wins); `default` is the address without one (None: not known). Where
+    `flags` take a "host:port" value (`-l HOST:PORT`, `-lHOST:PORT`, `--listen=HOST:PORT`;
+    the last one given wins); `default` is the address without one (None: not known). Where
     `positional_after` is set, the address is instead the first positional word after
     that word (`python3 -m smtpd [options] [localaddr [remoteaddr]]`), skipping the values
     of `value_options`.
@@ -80,6 +80,8 @@ class ArgvListen:
                     value = argv[i + 1]
                 elif arg.startswith(flag + "="):
                     value = arg.split("=", 1)[1]
+                elif len(flag) == 2 and arg.startswith(flag) and len(arg) > 2:  # `-l0.0.0.0:25` (getopt, argparse)
+                    value = arg[2:]
         if self.positional_after and self.positional_after in argv:
             rest = list(argv[argv.index(self.positional_after) + 1:])
             positional = [a for i, a in enumerate(rest)

@@ -1,0 +1,46 @@
+"""Command-line listen options of the registry's entries (`Mta.argv_listen`), as their own
+argument parsers read them (argparse for aiosmtpd, getopt for Python's smtpd, pflag for
+Mailpit, Go's flag package for MailHog, Exim's -oX)."""
+
+from __future__ import annotations
+
+import pytest
+
+from smtpgate.model import BindScope
+from smtpgate.software import get
+
+CASES = [
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-n", "-l", "0.0.0.0:25"), ("0.0.0.0", "25", BindScope.ALL)),
+    ("aiosmtpd", ("aiosmtpd", "-l127.0.0.1:2525"), ("127.0.0.1", "2525", BindScope.LOOPBACK)),
+    ("aiosmtpd", ("aiosmtpd", "-l", "[::1]:25", "--listen=[::]:25"), ("::", "25", BindScope.ALL)),
+    ("aiosmtpd", ("aiosmtpd", "-l"), ("localhost", "8025", BindScope.LOOPBACK)),  # no value: the default
+    ("python-smtpd", ("python3", "-m", "smtpd", "-n", "-c", "DebuggingServer", ":25"), ("all", "25", BindScope.ALL)),
+    ("python-smtpd", ("python3", "-m", "smtpd", "-n", "--class", "DebuggingServer", "-s", "100",
+                      "127.0.0.1:1025", "relay:25"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
+    ("python-smtpd", ("python3", "-m", "smtpd", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
+    ("mailpit", ("mailpit",), ("::", "1025", BindScope.ALL)),
+    ("mailpit", ("/mailpit", "--smtp", "127.0.0.1:1025"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
+    ("mailhog", ("MailHog",), ("0.0.0.0", "1025", BindScope.ALL)),
+    ("mailhog", ("MailHog", "--smtp-bind-addr=127.0.0.1:1025"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
+    ("exim", ("exim", "-bd", "-q30m", "-oX", "25:587"), ("all", "25:587", BindScope.ALL)),
+    ("exim", ("exim4", "-bd", "-oX", "<; 127.0.0.1.25 ; ::1.25"), ("<; 127.0.0.1.25 ; ::1.25", "", BindScope.LOOPBACK)),
+]
+
+
+@pytest.mark.parametrize(("mta_id", "argv", "want"), CASES)
+def test_command_line_listen(mta_id, argv, want):
+    found = get(mta_id).command_listen(argv, "`cmd`", "/entrypoint.sh", 3)
+    assert found is not None
+    assert (found.address, found.port, found.scope) == want
+    assert found.software == mta_id and found.path == "/entrypoint.sh" and found.line == 3
+    assert found.text.startswith(get(mta_id).name) and found.text.endswith("(`cmd`)")
+
+
+@pytest.mark.parametrize(("mta_id", "argv"), [
+    ("exim", ("exim", "-bd", "-q30m")),  # no -oX: the configuration decides
+    ("exim", ("exim", "-bd", "-oX")),  # -oX without a value
+    ("postfix", ("postfix", "start-fg")),  # configured in main.cf only
+])
+def test_command_line_says_nothing(mta_id, argv):
+    assert get(mta_id).command_listen(argv, "`cmd`") is None
