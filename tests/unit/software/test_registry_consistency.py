@@ -9,6 +9,8 @@ from __future__ import annotations
 import ast
 import importlib
 import pkgutil
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -130,3 +132,11 @@ def test_readers_on_captured_roots_speak_only_for_their_entry(root):
                 assert listen.software == mta.id and listen.text and listen.path, listen
     if root in ("postfix-all", "exim-all"):
         assert {c.software for c in found} == {root.split("-", 1)[0]}
+
+
+def test_the_registry_imports_no_reader_of_static_analysis():
+    """smtpgate.static uses the registry, never the other way round: no import cycle."""
+    code = ("import sys, smtpgate.software; "
+            "print(sorted(m for m in sys.modules if m.startswith('smtpgate.static')))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert done.stdout.strip() == "[]"
