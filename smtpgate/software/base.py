@@ -101,6 +101,9 @@ class Mta:
     # command line that starts it (None: the command line does not say).
     listens: ListenReader | None = None
     argv_listen: ArgvReader | None = None
+    # Files and directories (ending in "/") its readers read outside /etc/ and /usr/local/etc/:
+    # an image read from a stream keeps their contents (smtpgate.static.tarfs), others only indexed.
+    config_paths: tuple[str, ...] = ()
 
     def command_listen(self, argv: tuple[str, ...], context: str, path: str | None = None,
                        line: int | None = None) -> ConfiguredListen | None:

@@ -107,6 +107,7 @@ DOVECOT = Mta(
     starts=patterns(r"(?:^|[\s/])dovecot(?:\s|$)"),
     needs_smtp_config=True,
     listens=read,
+    config_paths=("/usr/share/dovecot/",),  # protocols.d: what the installed protocol packages enable
     listen_setting=(
         "`protocols` (Debian: the dovecot-submissiond package adds `submission` by being "
         "installed) and `service submission-login { inet_listener submission { address, port } }` "

@@ -186,6 +186,7 @@ EXIM = Mta(
     starts=patterns(r"(?:^|[\s/])exim4?\s(?:.*\s)?-bd\w*(?:\s|$)"),  # -bd / -bdf: the listening daemon
     listens=read,
     argv_listen=argv_listen,
+    config_paths=("/var/lib/exim4/", "/usr/exim/configure"),  # the generated Debian file; the source build's
     listen_setting=(
         "Debian: `dc_local_interfaces` in /etc/exim4/update-exim4.conf.conf (empty means all "
         "interfaces); elsewhere `local_interfaces` and `daemon_smtp_ports` in the Exim "

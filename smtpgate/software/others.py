@@ -100,6 +100,7 @@ QMAIL = Mta(
     processes=patterns(r"(?:^|[\s/])qmail-smtpd(?:\s|$)"),
     packages=("qmail", "netqmail", "notqmail"),
     units=("qmail", "qmail-smtpd"),
+    config_paths=("/var/qmail/supervise/",),  # its daemontools run scripts
     listen_setting=(
         "the host argument of `tcpserver ... 0 smtp qmail-smtpd` in the service's run script "
         "(/var/qmail/supervise/qmail-smtpd/run or /service/qmail-smtpd/run)"

@@ -17,14 +17,17 @@ import tarfile
 from collections.abc import Callable, Iterable, Iterator
 from typing import IO, Any
 
+from smtpgate import software
 from smtpgate.static import langpkg
 from smtpgate.static.fs import DB_PATHS, FsLimits, Node, RootFS, StaticError, join, split
 
-# Where the readers look: contents of regular files under these are kept (bounded).
+# Where the readers look: contents of regular files under these are kept (bounded); each
+# MTA's own files elsewhere are its entry's `config_paths`.
 KEEP_PREFIXES = (
-    "/etc/", "/lib/systemd/", "/usr/lib/systemd/", "/usr/local/etc/", "/var/lib/exim4/",
-    "/service/", "/var/service/", "/run/service/", "/etc/s6-overlay/", "/var/qmail/supervise/",
-    "/docker-entrypoint.d/", "/usr/share/dovecot/",
+    "/etc/", "/lib/systemd/", "/usr/lib/systemd/", "/usr/local/etc/",
+    "/service/", "/var/service/", "/run/service/", "/etc/s6-overlay/",
+    "/docker-entrypoint.d/",
+    *dict.fromkeys(path for mta in software.all_mtas() for path in mta.config_paths),
 )
 SCRIPT_LIMIT = 256 << 10  # executable scripts anywhere else (entrypoints) up to this size
 SKIP_PREFIXES = ("/usr/share/", "/usr/include/", "/proc/", "/sys/", "/usr/lib/python", "/usr/local/lib/python")

@@ -8,20 +8,24 @@ from __future__ import annotations
 
 import ast
 import importlib
+import io
 import pkgutil
 import subprocess
 import sys
+import tarfile
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
 import smtpgate.software as software_pkg
+from smtpgate.model import BindScope
 from smtpgate.software import REGISTRY, all_mtas, get
 from smtpgate.software.base import Mta
 from smtpgate.software.listen import ArgvListen
-from smtpgate.static import DirFS
+from smtpgate.static import DirFS, TarFS
 from smtpgate.static.services import mta_by_unit
+from smtpgate.static.tarfs import default_wanted
 
 ROOTS = Path(__file__).parent.parent / "data" / "static" / "roots"
 ENTRIES = [m for m in REGISTRY if m.id != "unknown"]
@@ -140,3 +144,26 @@ def test_the_registry_imports_no_reader_of_static_analysis():
             "print(sorted(m for m in sys.modules if m.startswith('smtpgate.static')))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_config_paths_are_kept_from_a_stream():
+    paths = [p for m in REGISTRY for p in m.config_paths]
+    assert "/usr/exim/configure" in paths and all(p.startswith("/") for p in paths)
+    assert [p for p in paths if default_wanted(p.rstrip("/") + ("/x" if p.endswith("/") else ""), 100, 0o644)
+            != "keep"] == []
+
+
+def test_a_config_outside_etc_is_read_from_a_stream():
+    """Exim built from source reads /usr/exim/configure: the streamed image keeps it, the reader finds it."""
+    data = b"primary_hostname = mx\nlocal_interfaces = 0.0.0.0\nbegin acl\n"
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        info = tarfile.TarInfo("usr/exim/configure")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    buf.seek(0)
+    with TarFS.from_stream(buf) as fs:
+        reader = get("exim").listens
+        assert reader is not None
+        (listen,) = reader(fs, [])
+    assert (listen.scope, listen.path, listen.line) == (BindScope.ALL, "/usr/exim/configure", 2)
