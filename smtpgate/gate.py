@@ -417,9 +417,9 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
         errors.extend(_gone_while_probed(target))
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
-    findings = target.complete_findings(listening_findings(snap.listeners, probes))
-    facts = None
-    if static is not None:
+    findings = listening_findings(snap.listeners, probes)
+    facts = target.system_facts()  # a live system's own listings; an image's filesystem below
+    if static is not None and facts is None:
         budget = None if opts.deadline is None else min(static.limits.seconds + 15.0, opts.deadline - t0)
         facts, static_errors = static.result(budget)  # the thread started at t0 (about)
         errors.extend(static_errors)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from smtpgate.model import BindScope, Evidence
 from smtpgate.software.listen import ConfiguredListen  # defined beside the readers that make it
 
-__all__ = ["Binary", "ConfiguredListen", "Enablement", "Package", "SoftwareFacts", "StaticFacts"]
+__all__ = ["Binary", "ConfiguredListen", "Enablement", "Package", "ServiceState", "SoftwareFacts", "StaticFacts"]
 
 
 @dataclass(frozen=True)
@@ -22,7 +22,7 @@ class Package:
     line: int | None = None
 
     def evidence(self) -> Evidence:
-        return Evidence("package", f"{self.db} package {self.name} {self.version} is installed", self.path, self.line)
+        return Evidence("package", f"package {self.name} {self.version} is installed ({self.db})", self.path, self.line)
 
 
 @dataclass(frozen=True)
@@ -64,6 +64,19 @@ class Enablement:
 
 
 @dataclass(frozen=True)
+class ServiceState:
+    """A service of an MTA that a live system's service manager knows but would not start at
+    boot (disabled, static, indirect, masked): evidence on its finding, never a reason to fail."""
+
+    software: str
+    text: str
+    path: str | None = None
+
+    def evidence(self) -> Evidence:
+        return Evidence("unit", self.text, self.path)
+
+
+@dataclass(frozen=True)
 class StaticFacts:
     """Everything read from one root filesystem (and image config)."""
 
@@ -71,6 +84,7 @@ class StaticFacts:
     binaries: tuple[Binary, ...] = ()
     enabled: tuple[Enablement, ...] = ()
     listens: tuple[ConfiguredListen, ...] = ()
+    states: tuple[ServiceState, ...] = ()  # services known but not started at boot (live systems)
     boots_init: bool = False
     init: str = ""  # what PID 1 would be, as far as the image command tells
     launched: tuple[str, ...] = ()  # mechanisms the image command launches (supervisord, systemd, ...)
@@ -82,7 +96,8 @@ class StaticFacts:
     def software_ids(self) -> list[str]:
         seen: dict[str, None] = {}
         for ids in ([e.software for e in self.enabled], [p.software for p in self.packages],
-                    [b.software for b in self.binaries], [c.software for c in self.listens]):
+                    [b.software for b in self.binaries], [c.software for c in self.listens],
+                    [s.software for s in self.states]):
             for sid in ids:
                 seen.setdefault(sid, None)
         return list(seen)
@@ -94,6 +109,7 @@ class StaticFacts:
             tuple(b for b in self.binaries if b.software == software),
             tuple(e for e in self.enabled if e.software == software),
             tuple(c for c in self.listens if c.software == software),
+            tuple(s for s in self.states if s.software == software),
         )
 
 
@@ -106,6 +122,7 @@ class SoftwareFacts:
     binaries: tuple[Binary, ...]
     enabled: tuple[Enablement, ...]
     listens: tuple[ConfiguredListen, ...]
+    states: tuple[ServiceState, ...] = ()
 
     @property
     def installed(self) -> bool:
@@ -126,6 +143,7 @@ class SoftwareFacts:
 
     def evidence(self) -> list[Evidence]:
         out = [e.evidence() for e in self.enabled]
+        out += [s.evidence() for s in self.states]
         out += [c.evidence() for c in self.listens]
         out += [p.evidence() for p in self.packages]
         if not self.packages:

@@ -82,7 +82,7 @@ def static_findings(facts: StaticFacts) -> list[Finding]:
 
 
 def _has_facts(sf: SoftwareFacts) -> bool:
-    return bool(sf.packages or sf.binaries or sf.enabled or sf.listens)
+    return bool(sf.packages or sf.binaries or sf.enabled or sf.listens or sf.states)
 
 
 def _versioned(sw: Software, sf: SoftwareFacts) -> Software:

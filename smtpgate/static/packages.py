@@ -32,17 +32,17 @@ def package_owner() -> dict[str, str]:
     return owners
 
 
+TEXT_DATABASES = (("dpkg", DPKG_STATUS), ("apk", APK_DB))
+
+
 def installed_packages(fs: RootFS, problems: list[str]) -> list[Package]:
     """Every installed package that belongs to a known MTA, from every database present."""
     owners = package_owner()
     found: list[Package] = []
-    for db, path, reader in (("dpkg", DPKG_STATUS, parse_dpkg_status), ("apk", APK_DB, parse_apk_installed)):
+    for db, path in TEXT_DATABASES:
         text = fs.text(path)
-        if text is None:
-            continue
-        for name, version, line in reader(text, path, problems):
-            if name in owners:
-                found.append(Package(owners[name], name, version, db, path, line))
+        if text is not None:
+            found += database_packages(db, text, path, problems, owners)
     for path in RPM_SQLITE:
         data = fs.read(path)
         if data is not None:
@@ -54,6 +54,33 @@ def installed_packages(fs: RootFS, problems: list[str]) -> list[Package]:
             problems.append(f"{path}: this rpm database format (Berkeley DB / ndb) is not read; "
                             "installed MTAs are found by their executables only")
     return found
+
+
+def database_packages(db: str, text: str, path: str, problems: list[str],
+                      owners: dict[str, str] | None = None) -> list[Package]:
+    """The MTA packages of one package database's text: dpkg's status file, apk's installed
+    db, or `rpm -qa` lines as RPM_QUERY formats them (a live system's rpm, whose database
+    is read through rpm itself)."""
+    owners = package_owner() if owners is None else owners
+    reader = {"dpkg": parse_dpkg_status, "apk": parse_apk_installed, "rpm": parse_rpm_query}[db]
+    return [Package(owners[name], name, version, db, path, line)
+            for name, version, line in reader(text, path, problems) if name in owners]
+
+
+RPM_QUERY = "rpm -qa --qf '%{NAME} %{VERSION}-%{RELEASE}\\n'"
+
+
+def parse_rpm_query(text: str, path: str, problems: list[str]) -> Iterator[tuple[str, str, int]]:
+    """(package, version-release, line) of each line `RPM_QUERY` prints."""
+    bad = 0
+    for number, line in enumerate(text.split("\n"), 1):
+        fields = line.split()
+        if len(fields) == 2:
+            yield fields[0], fields[1], number
+        elif fields:
+            bad += 1
+    if bad:
+        problems.append(f"{path}: {bad} malformed line(s) ignored")
 
 
 def parse_dpkg_status(text: str, path: str, problems: list[str]) -> Iterator[tuple[str, str, int]]:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.parked import ThreadWait
 from smtpgate.collect.smtp import Dialler
-from smtpgate.model import Finding, Listener, SmtpProbe, TargetInfo
+from smtpgate.model import Listener, SmtpProbe, TargetInfo
+
+if TYPE_CHECKING:
+    from smtpgate.static.facts import StaticFacts
 
 
 @dataclass(frozen=True)
@@ -72,10 +75,12 @@ class Target(abc.ABC):
         when this target cannot tell."""
         return None
 
-    def complete_findings(self, findings: list[Finding]) -> list[Finding]:
-        """The runtime findings plus what only this target can tell beyond its
-        listeners (a VM's or host's enabled units and installed packages)."""
-        return findings
+    def system_facts(self) -> StaticFacts | None:
+        """What a live system tells of itself beyond its sockets, as static facts
+        (a booted VM's or host's unit states and MTA packages, smtpgate.static.live);
+        None where the filesystem is read instead (image_engine) or nothing is known.
+        The gate merges them into the findings like any static facts."""
+        return None
 
     def image_engine(self) -> Any | None:
         """The engine client holding this target's image, when its filesystem can

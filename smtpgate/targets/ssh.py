@@ -32,12 +32,13 @@ from dataclasses import dataclass, replace
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from smtpgate import software
 from smtpgate.collect import observe, procfs
 from smtpgate.collect.observe import Snapshot
 from smtpgate.collect.smtp import Dialler
 from smtpgate.errors import CollectError, TargetError
-from smtpgate.model import Evidence, Finding, Software, State, TargetInfo
+from smtpgate.model import TargetInfo
+from smtpgate.static.facts import StaticFacts
+from smtpgate.static.live import facts_from_listings, listing_script
 from smtpgate.targets.interface import RunState, Target
 
 COMMAND_TIMEOUT = 60.0
@@ -392,125 +393,15 @@ def owner_pids(sockets_text: str) -> list[int]:
     return sorted(pids)
 
 
-SERVICES_SCRIPT = f"""LC_ALL=C; export LC_ALL
-echo "{MARK}init"; cat /proc/1/comm 2>/dev/null
-echo "{MARK}units"
-command -v systemctl >/dev/null 2>&1 && systemctl list-unit-files --no-legend --no-pager 2>/dev/null
-echo "{MARK}dpkg"
-command -v dpkg-query >/dev/null 2>&1 &&
-  dpkg-query -W -f '${{db:Status-Abbrev}} ${{Package}} ${{Version}}\\n' 2>/dev/null
-echo "{MARK}rpm"
-command -v rpm >/dev/null 2>&1 && rpm -qa --qf '%{{NAME}} %{{VERSION}}-%{{RELEASE}}\\n' 2>/dev/null
-echo "{MARK}apk"
-command -v apk >/dev/null 2>&1 && apk info -v 2>/dev/null
-echo "{MARK}sysv"
-ls /etc/rc2.d /etc/rc3.d /etc/runlevels/default 2>/dev/null
-"""
-
-# Units that start each MTA (services and socket activation), by registry id.
-UNITS: dict[str, tuple[str, ...]] = {
-    "postfix": ("postfix.service",),
-    "exim": ("exim4.service", "exim.service"),
-    "sendmail": ("sendmail.service", "sm-client.service"),
-    "opensmtpd": ("opensmtpd.service", "smtpd.service"),
-    "courier": ("courier-mta.service", "courier-mta-ssl.service", "courier-msa.service", "courier.service"),
-    "dovecot": ("dovecot.service", "dovecot.socket"),
-    "nginx": ("nginx.service",),
-    "haraka": ("haraka.service",),
-    "mailpit": ("mailpit.service",),
-    "mailhog": ("mailhog.service",),
-    "maddy": ("maddy.service",),
-    "qmail": ("qmail.service", "qmail-smtpd.socket", "qmail-smtpd.service"),
-}
-ENABLED_STATES = {"enabled", "enabled-runtime", "linked", "linked-runtime"}
-# SysV/OpenRC start scripts by registry id (names in /etc/rc?.d are S<NN><name>).
-SYSV = {"postfix": "postfix", "exim": "exim4", "sendmail": "sendmail", "opensmtpd": "opensmtpd",
-        "courier": "courier-mta", "dovecot": "dovecot", "nginx": "nginx"}
-
-
-def _units(mta: software.Mta) -> tuple[str, ...]:
-    """Unit files that start an MTA: the registry's service names, then known extras."""
-    named = [f"{u}.{kind}" for u in getattr(mta, "units", ()) for kind in ("service", "socket")]
-    return tuple(dict.fromkeys([*named, *UNITS.get(mta.id, ())]))
-
-
-def parse_unit_files(text: str) -> dict[str, str]:
-    """``systemctl list-unit-files --no-legend`` -> {unit: state}."""
-    out = {}
-    for line in text.split("\n"):
-        fields = line.split()
-        if len(fields) >= 2:
-            out[fields[0]] = fields[1]
-    return out
-
-
-def parse_packages(parts: dict[str, str]) -> dict[str, tuple[str, str]]:
-    """{package: (version, manager)} of installed packages (dpkg 'ii', rpm, apk)."""
-    out: dict[str, tuple[str, str]] = {}
-    for line in parts.get("dpkg", "").split("\n"):
-        fields = line.split()
-        if len(fields) >= 3 and fields[0].startswith("i"):
-            out[fields[1].split(":")[0]] = (fields[2], "dpkg")
-    for line in parts.get("rpm", "").split("\n"):
-        fields = line.split()
-        if len(fields) == 2:
-            out[fields[0]] = (fields[1], "rpm")
-    for line in parts.get("apk", "").split("\n"):
-        match = re.match(r"^(.+?)-(\d[^-]*-r\d+)$", line.strip())
-        if match:
-            out[match.group(1)] = (match.group(2), "apk")
-    return out
-
-
-def service_findings(text: str, listening: list[Finding]) -> tuple[list[Finding], list[str]]:
-    """Listening findings gain unit/package evidence; enabled-but-not-listening
-    and installed-only MTAs become ENABLED / INSTALLED findings."""
-    parts = sections(text)
-    units = parse_unit_files(parts.get("units", ""))
-    packages = parse_packages(parts)
-    sysv = set(parts.get("sysv", "").split())
-    notes = []
-    if not units and parts.get("init", "").strip() == "systemd":
-        notes.append("systemctl list-unit-files gave nothing: enabled units unknown")
-    out = list(listening)
-    for mta in software.all_mtas():
-        evidence: list[Evidence] = []
-        enabled = False
-        for unit in _units(mta):
-            state = units.get(unit)
-            if state in ENABLED_STATES:
-                enabled = True
-                evidence.append(Evidence("unit", f"systemd unit {unit} is {state} (systemctl list-unit-files)"))
-            elif state:
-                evidence.append(Evidence("unit", f"systemd unit {unit} is {state}"))
-        script = SYSV.get(mta.id)
-        starts = sorted(n for n in sysv if script and re.fullmatch(rf"S\d\d{re.escape(script)}", n))
-        if starts and not units:
-            enabled = True
-            evidence.append(Evidence("unit", f"init script {script} starts in the default runlevel ({starts[0]})"))
-        version = None
-        for name in mta.packages:
-            if name in packages:
-                version, manager = packages[name]
-                evidence.append(Evidence("package", f"package {name} {version} is installed ({manager})"))
-        installed = any(e.kind == "package" for e in evidence)
-        if not (installed or enabled):
-            continue
-        idx = next((i for i, f in enumerate(out) if f.software.id == mta.id), None)
-        if idx is not None:
-            out[idx] = replace(out[idx], evidence=out[idx].evidence + tuple(evidence))
-            continue
-        state = State.ENABLED if enabled else State.INSTALLED
-        out.append(Finding(software=Software(mta.id, mta.name, version, "package" if version else "unit"),
-                           state=state, evidence=tuple(evidence)))
-    return out, notes
+SERVICES_SCRIPT = listing_script(MARK)  # the service manager's and package databases' listings
 
 
 class RemoteSystem:
     """Observations of a live Linux system through an SshSession."""
 
-    def __init__(self, session: SshSession):
+    def __init__(self, session: SshSession, where: str):
         self.session = session
+        self.where = where  # what the system is, for the facts' source (an ssh:// URL, a VM disk, ...)
         self.ipv6_loopback = True
 
     def snapshot(self) -> Snapshot:
@@ -528,10 +419,11 @@ class RemoteSystem:
         # A dual-stack [::] listener is still reached over IPv4 where the target has no ::1.
         return self.session.dialler({} if self.ipv6_loopback else {"::1": "127.0.0.1"})
 
-    def complete_findings(self, findings: list[Finding], notes: list[str]) -> list[Finding]:
-        out, more = service_findings(self.session.script(SERVICES_SCRIPT), findings)
-        notes.extend(more)
-        return out
+    def system_facts(self) -> StaticFacts:
+        """What the system's service manager would start at boot and its MTA packages
+        (smtpgate.static.live), as static facts."""
+        return facts_from_listings(sections(self.session.script(SERVICES_SCRIPT)),
+                                   f"{self.where}: its service manager's and package databases' listings")
 
 
 class RemoteSystemTarget(Target):
@@ -548,9 +440,8 @@ class RemoteSystemTarget(Target):
     def dialler(self) -> Dialler | None:
         return self.system.dialler() if self.system else None
 
-    def complete_findings(self, findings: list[Finding]) -> list[Finding]:
-        assert self.system is not None
-        return self.system.complete_findings(findings, self.notes)
+    def system_facts(self) -> StaticFacts | None:
+        return self.system.system_facts() if self.system else None
 
 
 class SshHostTarget(RemoteSystemTarget):
@@ -573,7 +464,7 @@ class SshHostTarget(RemoteSystemTarget):
     def start(self) -> None:
         self.session = SshSession(self.endpoint, connect_timeout=self.connect_timeout)
         self.session.connect()
-        self.system = RemoteSystem(self.session)
+        self.system = RemoteSystem(self.session, self.endpoint.url)
         self.notes.append(f"inspected in place over SSH as {self.endpoint.user}"
                           + ("" if self.session.privileged else " (not root, no sudo)"))
 

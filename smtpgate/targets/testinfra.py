@@ -114,7 +114,7 @@ class TestinfraTarget(RemoteSystemTarget):
 
     def start(self) -> None:
         self.session.start()
-        self.system = RemoteSystem(self.session)  # type: ignore[arg-type]
+        self.system = RemoteSystem(self.session, self.info.ref)  # type: ignore[arg-type]
         python = self._python()
         if python:
             self.agent = TestinfraAgent(self.session, python)

@@ -287,7 +287,7 @@ class VmTarget(RemoteSystemTarget):
         self.timings["boot_to_ssh"] = time.monotonic() - started
         self._wait_for_boot(started)
         self.timings["boot"] = time.monotonic() - started
-        self.system = RemoteSystem(self.session)
+        self.system = RemoteSystem(self.session, self.info.ref)
         self.notes.append(f"booted under {self.accel.upper()} in {self.timings['boot']:.0f} s "
                           f"(SSH after {self.timings['boot_to_ssh']:.0f} s) with {self.opts.memory_mb} MiB, "
                           f"{self.opts.cpus} vCPU(s); disk in snapshot mode (the image is never written)")

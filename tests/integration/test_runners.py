@@ -13,6 +13,7 @@ import re
 import shutil
 import subprocess
 import sys
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ import pytest
 from smtpgate import __version__
 from smtpgate.targets.helper import DEFAULT_IMAGE as DEFAULT_TOOL_IMAGE
 from tests.integration.conftest import ROOT
-from tests.report_checks import check_codequality, check_junit, check_sarif
+from tests.report_checks import check_codequality, check_junit, check_junit_consumers, check_sarif
 
 pytestmark = pytest.mark.slow
 
@@ -52,25 +53,50 @@ def copy_repo(dest: Path) -> Path:
     return dest
 
 
+def act_run(base: Path, name: str, inputs: dict[str, str]) -> tuple[int, str, Path]:
+    """One run of the self-test workflow with these inputs: (exit code, log, out dir)."""
+    act = _tool("act")
+    repo = copy_repo(base / f"repo-{name}")
+    out = base / f"out-{name}"
+    cmd = [act, "workflow_dispatch", "-W", "tests/runners/github/selftest.yml",
+           "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode",
+           *(arg for key, value in inputs.items() for arg in ("--input", f"{key}={value}")),
+           "--env", f"SMTPGATE_TEST_OUT={out}", "--env", f"SMTPGATE_TEST_REPO={repo}"]
+    env = dict(os.environ, HOME=str(base / f"home-{name}"))  # act's cache and venvs stay in the temp dir
+    done = subprocess.run(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", timeout=600)
+    return done.returncode, ANSI.sub("", done.stdout), out
+
+
 @pytest.fixture(scope="module")
 def act_runs(images, tmp_path_factory):
     """Both workflow runs (violating, clean), one after the other (see gitlab_run for why):
     {image: (exit code, log, out dir)}."""
-    act = _tool("act")
     base = tmp_path_factory.mktemp("act")
-    runs = {}
-    for image in (VIOLATING, CLEAN):
-        name = image.rsplit("/", 1)[1]
-        repo = copy_repo(base / f"repo-{name}")
-        out = base / f"out-{name}"
-        cmd = [act, "workflow_dispatch", "-W", "tests/runners/github/selftest.yml",
-               "-P", "ubuntu-latest=-self-hosted", "--action-offline-mode", "--input", f"image={image}",
-               "--env", f"SMTPGATE_TEST_OUT={out}", "--env", f"SMTPGATE_TEST_REPO={repo}"]
-        env = dict(os.environ, HOME=str(base / f"home-{name}"))  # act's cache and venvs stay in the temp dir
-        done = subprocess.run(cmd, cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              errors="replace", timeout=600)
-        runs[image] = (done.returncode, ANSI.sub("", done.stdout), out)
-    return runs
+    return {image: act_run(base, image.rsplit("/", 1)[1], {"image": image}) for image in (VIOLATING, CLEAN)}
+
+
+COMPOSE, K8S = "fixtures/deploy/compose.yaml", "fixtures/deploy/k8s.yaml"
+
+
+def test_action_scans_compose_and_kubernetes_inputs(images, tmp_path):
+    """The action's compose and k8s inputs, image left empty: every declared workload is scanned
+    (the relay fails in both), and each is a suite of the JUnit file and a run of the SARIF file."""
+    code, log, out = act_run(tmp_path, "deploy", {"compose": COMPOSE, "k8s": K8S})
+    assert code != 0, log[-3000:]
+    outputs = json.loads((out / "outputs.json").read_text())
+    assert outputs["result"] == "fail" and int(outputs["findings"]) >= 2, outputs
+    junit = (out / "smtpgate-junit.xml").read_bytes()
+    check_junit_consumers(junit)
+    failures = {s.get("name"): int(s.get("failures", "-1")) for s in ET.fromstring(junit).iter("testsuite")}
+    assert {f"smtpgate: {COMPOSE}#web", f"smtpgate: {COMPOSE}#relay"} <= set(failures), failures
+    assert failures[f"smtpgate: {COMPOSE}#relay"] > 0 and failures[f"smtpgate: {COMPOSE}#web"] == 0, failures
+    assert failures["smtpgate: Deployment/shop#relay"] > 0 and failures["smtpgate: Deployment/shop#web"] == 0, failures
+    sarif = check_sarif((out / "smtpgate.sarif").read_bytes())
+    errors = [r for run in sarif["runs"] for r in run["results"] if r["level"] == "error"]
+    uris = {r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] for r in errors}
+    assert uris == {COMPOSE, K8S}, uris
+    assert "compose-db-secret-4711" not in log + (out / "smtpgate-junit.xml").read_text()
 
 
 def test_action_fails_the_job_on_a_violating_image(act_runs):
@@ -183,6 +209,8 @@ def test_gitlab_template_artifacts(gitlab_run, job):
 
 
 COMPONENT_HOST = "gitlab.example.invalid"
+DEPLOY_FILES = ("compose.yaml", "k8s.yaml", "relay.env", "relay_password.txt")
+DEPLOY_JOB = ("consumer-component.yml", "smtpgate-deploy")  # the component's compose and k8s inputs
 
 
 def consumer_repo(dest: Path, ci_file: str) -> Path:
@@ -193,13 +221,15 @@ def consumer_repo(dest: Path, ci_file: str) -> Path:
     (dest / ".gitlab-ci.yml").write_text((ROOT / "tests/runners/gitlab" / ci_file).read_text()
                                          .replace("0.1.0", __version__))
     (dest / "Dockerfile").write_text("FROM smtpgate-fixture/postfix-all\n")
+    for name in DEPLOY_FILES:  # the workloads the deploy job scans (fixtures/deploy/)
+        shutil.copy2(ROOT / "fixtures/deploy" / name, dest / name)
     cache = dest / ".gitlab-ci-local" / "includes" / COMPONENT_HOST / "security" / "smtpgate" / __version__
     for name in ("templates/smtpgate/template.yml", ".gitlab-ci-template.yml"):
         (cache / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, cache / name)
     git = ["git", "-C", str(dest), "-c", "user.name=smtpgate-test", "-c", "user.email=test@smtpgate.invalid"]
-    for args in (["init", "-q", "-b", "main"], ["add", ".gitlab-ci.yml", "Dockerfile"], ["commit", "-q", "-m", "app"],
-                 ["remote", "add", "origin", f"https://{COMPONENT_HOST}/team/app.git"]):
+    for args in (["init", "-q", "-b", "main"], ["add", ".gitlab-ci.yml", "Dockerfile", *DEPLOY_FILES],
+                 ["commit", "-q", "-m", "app"], ["remote", "add", "origin", f"https://{COMPONENT_HOST}/team/app.git"]):
         subprocess.run(git + args, check=True, capture_output=True)
     return dest
 
@@ -236,18 +266,35 @@ def test_consumers_get_working_jobs_in_the_tool_image_with_nothing_installed(con
         want = {job: word for (f, job), (word, _) in CONSUMER_JOBS.items() if f == ci_file}
         if ci_file == "consumer-template.yml":
             want["smtpgate-no-tool"] = "FAIL"
+        if ci_file == DEPLOY_JOB[0]:
+            want[DEPLOY_JOB[1]] = "FAIL"
         assert outcome == want, log[-4000:]
         assert code != 0  # a failed job fails the pipeline
         assert f"starting {DEFAULT_TOOL_IMAGE}" in log, log[-3000:]
         assert "pip install" not in log and "Collecting " not in log and "Successfully installed" not in log
         assert len(re.findall(rf"^smtpgate\S*\s+> smtpgate {re.escape(__version__)}$", log, re.M)) == \
-            sum(1 for f, _ in CONSUMER_JOBS if f == ci_file), log[-3000:]
+            sum(1 for f, _ in CONSUMER_JOBS if f == ci_file) + (ci_file == DEPLOY_JOB[0]), log[-3000:]
 
 
 def test_template_without_the_tool_or_an_install_source_installs_nothing_and_says_what_to_do(consumer_runs):
     _, log, _ = consumer_runs["consumer-template.yml"]
     lines = [line for line in log.splitlines() if line.startswith("smtpgate-no-tool")]
     assert any("smtpgate is not on PATH" in line and "SMTPGATE_INSTALL" in line for line in lines), log[-3000:]
+
+
+def test_component_scans_compose_and_kubernetes_inputs(consumer_runs):
+    """The component's compose and k8s inputs, image left empty: each workload is a suite, the relays fail."""
+    _, log, repo = consumer_runs[DEPLOY_JOB[0]]
+    artifacts = repo / ".gitlab-ci-local" / "artifacts" / DEPLOY_JOB[1]
+    junit = (artifacts / "smtpgate-junit.xml").read_bytes()
+    check_junit_consumers(junit)
+    failures = {s.get("name"): int(s.get("failures", "-1")) for s in ET.fromstring(junit).iter("testsuite")}
+    assert failures.get("smtpgate: compose.yaml#relay", 0) > 0, (failures, log[-3000:])
+    assert failures.get("smtpgate: compose.yaml#web") == 0, failures
+    assert failures.get("smtpgate: Deployment/shop#relay", 0) > 0, failures
+    report = json.loads((artifacts / "smtpgate.json").read_text())
+    assert {t["ref"] for t in report["targets"]} >= {"compose.yaml#web", "compose.yaml#relay"}
+    assert "compose-db-secret-4711" not in log + junit.decode()
 
 
 @pytest.mark.parametrize("ci_file, job", sorted(CONSUMER_JOBS))

@@ -12,6 +12,8 @@ import yaml
 
 from smtpgate.errors import TargetError
 from smtpgate.model import BindScope, Evidence, Finding, Listener, Software, State
+from smtpgate.static import live
+from smtpgate.static.merge import merge
 from smtpgate.targets import disk, ssh, vm
 
 DATA = Path(__file__).parent / "data" / "vm"
@@ -147,28 +149,53 @@ def test_fd_listing_and_stat_lines():
     assert stats == {7: ("a (weird) name", 1, 11)}
 
 
+def live_facts(text: str):
+    return live.facts_from_listings(ssh.sections(text), "ssh://root@guest")
+
+
 def test_services_enrich_listening_and_find_enabled():
     text = (DATA / "postfix-all.services.txt").read_text()
     listener = Listener("0.0.0.0", 25, 4)
     listening = Finding(Software("postfix", "Postfix"), State.LISTENING, listeners=(listener,),
                         evidence=(Evidence("listening", "x"),))
-    out, notes = ssh.service_findings(text, [listening])
-    assert len(out) == 1 and not notes
+    facts = live_facts(text)
+    out = merge([listening], facts)
+    assert len(out) == 1 and not facts.problems
     texts = [e.text for e in out[0].evidence]
     assert any("postfix.service is enabled" in t for t in texts)
     assert any(t.startswith("package postfix 3.7") for t in texts)
-    alone, _ = ssh.service_findings(text, [])
+    alone = merge([], facts)
     assert [(f.software.id, f.state) for f in alone] == [("postfix", State.ENABLED)]
     disabled = "\n".join(ln if not ln.startswith("postfix.service") else "postfix.service disabled enabled"
                          for ln in text.splitlines())
-    found, _ = ssh.service_findings(disabled, [])
+    found = merge([], live_facts(disabled))
     assert [(f.software.id, f.state) for f in found] == [("postfix", State.INSTALLED)]
+    assert "systemd unit postfix.service is disabled" in [e.text for e in found[0].evidence]
+
+
+def test_live_facts_are_the_static_facts_of_the_guest():
+    facts = live_facts((DATA / "postfix-all.services.txt").read_text())
+    assert facts.boots_init and facts.init == "systemd"
+    assert [(p.software, p.name, p.db) for p in facts.packages] == [("postfix", "postfix", "dpkg")]
+    assert [b.path for b in facts.binaries] == ["/usr/lib/postfix/sbin/master", "/usr/sbin/postfix"]
+    assert [e.mechanism for e in facts.enabled] == ["systemd"]  # rc links count only without systemd units
+
+
+def test_runlevel_links_without_systemd():
+    listing = "\n".join(["@@smtpgate init", "init", "@@smtpgate units", "@@smtpgate sysv", "/etc/rc2.d:",
+                         "K01exim4", "S01postfix", "README", "/etc/runlevels/default:", "opensmtpd", "sshd"])
+    facts = live_facts(listing)
+    got = {(e.software, e.mechanism, e.path) for e in facts.enabled}
+    assert got == {("postfix", "sysv", "/etc/rc2.d/S01postfix"),
+                   ("opensmtpd", "openrc", "/etc/runlevels/default/opensmtpd")}
+    assert not facts.problems
 
 
 def test_packages_from_each_manager():
-    parts = {"dpkg": "ii  postfix 3.7.11-0+deb12u1\nrc  exim4-base 4.96\n",
-             "rpm": "sendmail 8.17.1-19.el9\n", "apk": "opensmtpd-7.4.0_p1-r0\n"}
-    got = ssh.parse_packages(parts)
+    parts = {"dpkg": ("Package: postfix\nStatus: install ok installed\nVersion: 3.7.11-0+deb12u1\n\n"
+                      "Package: exim4-base\nStatus: deinstall ok config-files\nVersion: 4.96\n"),
+             "rpm": "sendmail 8.17.1-19.el9\n", "apk": "P:opensmtpd\nV:7.4.0_p1-r0\n"}
+    got = {p.name: (p.version, p.db) for p in live.facts_from_listings(parts, "h").packages}
     assert got["postfix"] == ("3.7.11-0+deb12u1", "dpkg") and "exim4-base" not in got
     assert got["sendmail"] == ("8.17.1-19.el9", "rpm") and got["opensmtpd"] == ("7.4.0_p1-r0", "apk")
 
