@@ -167,3 +167,13 @@ def test_a_config_outside_etc_is_read_from_a_stream():
         assert reader is not None
         (listen,) = reader(fs, [])
     assert (listen.scope, listen.path, listen.line) == (BindScope.ALL, "/usr/exim/configure", 2)
+
+
+def test_names_are_written_the_way_the_readers_look_them_up():
+    """Units without a suffix or instance (mta_by_unit strips `.service`/`.socket` and `@...`),
+    binaries as absolute paths, command-line flags as options."""
+    assert [(m.id, u) for m in REGISTRY for u in m.units
+            if not u or u.endswith((".service", ".socket")) or "@" in u or "/" in u] == []
+    assert [(m.id, b) for m in REGISTRY for b in m.binaries if not b.startswith("/")] == []
+    assert [(m.id, f) for m in REGISTRY if isinstance(m.argv_listen, ArgvListen)
+            for f in (*m.argv_listen.flags, *m.argv_listen.value_options) if not f.startswith("-")] == []
