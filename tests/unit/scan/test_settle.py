@@ -1,6 +1,6 @@
 """settle(): when it stops watching, driven by scripted snapshots on a fake clock.
 
-The scripts replay what the fixture containers showed (see data/parked):
+The scripts replay what the fixture containers showed (see tests/unit/data/parked):
 supervisord ticking once a second before it starts its program, Postfix's
 master on its 60 s tick, `sleep infinity` keep-alives.
 """

@@ -1,6 +1,6 @@
 """settle() on late starters and idle images, replaying what real fixture
-containers showed every 0.1 s (data/settle/frames.json, captured by
-data/settle/capture.py): snapshots and thread waits, on a fake clock.
+containers showed every 0.1 s (tests/unit/data/settle/frames.json, captured by
+tests/unit/data/settle/capture.py): snapshots and thread waits, on a fake clock.
 
 - late-supervisorctl: supervisord, a start program looping on `sleep 1` for
   ~15 s (captured with START_DELAY 15; the fixture now loops 12 times), then
@@ -23,9 +23,9 @@ from smtpgate.model import Listener, Process
 from smtpgate.scan import settle as settling
 from smtpgate.scan.options import ScanOptions
 from smtpgate.targets.interface import RunState
-from tests.unit.test_settle import Clock
+from tests.unit.scan.test_settle import Clock
 
-DATA = json.loads((Path(__file__).parent / "data" / "settle" / "frames.json").read_text())["images"]
+DATA = json.loads((Path(__file__).parents[1] / "data" / "settle" / "frames.json").read_text())["images"]
 
 
 def _seconds(value):
@@ -154,7 +154,7 @@ def test_a_sleep_that_ends_before_the_timeout_holds_the_fast_path(clock):
              (15.0, Snapshot((Listener("0.0.0.0", 25, 4),), (Process(1, "sh"), Process(9, "master")),
                              host_pids=(1, 9)),
               [ThreadWait(1, 4, math.inf, "61@0x1"), ThreadWait(9, 9, 60.0, "232@0x3")])]
-    from tests.unit.test_settle import Scripted
+    from tests.unit.scan.test_settle import Scripted
 
     target = Scripted(clock, steps)
     out = settling.settle(target, ScanOptions(), (25,))
