@@ -180,7 +180,7 @@ def _images(args: argparse.Namespace) -> list[str]:
 def _specs(args: argparse.Namespace) -> list[Any]:
     """Every workload container to scan: the images named (with the run options), the
     Compose services and the Kubernetes containers; sharded as one list."""
-    from smtpgate.runner import shard
+    from smtpgate.scan.runner import shard
     from smtpgate.workload.deploy import cli_specs, compose_specs, k8s_specs
 
     specs = cli_specs(_images(args), args, os.environ)

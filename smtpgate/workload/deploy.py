@@ -90,7 +90,7 @@ def _built(spec: RunSpec, path: str) -> RunSpec:
 def scan_specs(specs: Sequence[RunSpec], make_target: Callable[[RunSpec], Any],
                scan_static: Callable[[RunSpec], ScanResult], policy: Any, opts: Any, args: Any) -> list[ScanResult]:
     """Scan every spec (in order): init containers and --static judged statically, the rest run."""
-    from smtpgate.runner import run_many
+    from smtpgate.scan.runner import run_many
 
     static = [i for i, s in enumerate(specs) if args.static or s.role == "init"]
     results: dict[int, ScanResult] = {}

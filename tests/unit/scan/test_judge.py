@@ -15,6 +15,7 @@ from smtpgate.errors import TargetError
 from smtpgate.model import Protocol, SmtpProbe, TargetInfo, exit_code
 from smtpgate.policy import default_policy
 from smtpgate.scan import Evidence, judge
+from smtpgate.scan.settle import Quiet
 from smtpgate.static import DirFS, StaticError, StaticFacts, analyse, services
 from smtpgate.static.facts import Enablement
 
@@ -130,10 +131,10 @@ def test_settle_asks_swallow_only_target_and_os_errors():
     def bug():
         raise KeyError("bug")
 
-    assert gate._Quiet._ask(lost) is None
-    assert gate._Quiet._ask(gone) is None
+    assert Quiet._ask(lost) is None
+    assert Quiet._ask(gone) is None
     with pytest.raises(KeyError):
-        gate._Quiet._ask(bug)
+        Quiet._ask(bug)
 
 
 # -- the command line -------------------------------------------------------------------------

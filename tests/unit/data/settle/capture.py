@@ -1,4 +1,4 @@
-"""Capture what tests/unit/test_settle_late.py replays: every 0.1 s (settle's
+"""Capture what tests/unit/scan/test_settle_late.py replays: every 0.1 s (settle's
 poll), what settle() reads from a real fixture container -- its snapshot
 (listeners, processes, CPU, runnable, waiters) and its threads' waits -- from
 start until some seconds after. Run as root on an engine with the fixtures built:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from smtpgate.cli import main
-from smtpgate.runner import auto_shard, shard
+from smtpgate.scan.runner import auto_shard, shard
 
 IMAGES = [f"app{i}" for i in range(7)]
 

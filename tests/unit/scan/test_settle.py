@@ -1,6 +1,6 @@
 """settle(): when it stops watching, driven by scripted snapshots on a fake clock.
 
-The scripts replay what the fixture containers showed (see data/parked):
+The scripts replay what the fixture containers showed (see tests/unit/data/parked):
 supervisord ticking once a second before it starts its program, Postfix's
 master on its 60 s tick, `sleep infinity` keep-alives.
 """
@@ -11,10 +11,11 @@ import math
 
 import pytest
 
-from smtpgate import gate
 from smtpgate.collect.observe import Snapshot, Waiter
 from smtpgate.collect.parked import ThreadWait
 from smtpgate.model import Listener, Process
+from smtpgate.scan import settle as settling
+from smtpgate.scan.options import ScanOptions
 from smtpgate.targets.interface import RunState
 
 
@@ -32,7 +33,7 @@ class Clock:
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()
-    monkeypatch.setattr(gate, "time", fake)
+    monkeypatch.setattr(settling, "time", fake)
     return fake
 
 
@@ -77,7 +78,7 @@ def snap(listeners=(), pids=(1,), cpu=0.0, runnable=0, waiting=()):
 def settle(clock, steps, **kw):
     target = Scripted(clock, steps, **{k: kw.pop(k) for k in list(kw) if k == "threads_known"})
     started = clock.now
-    out = gate.settle(target, gate.ScanOptions(**kw))
+    out = settling.settle(target, ScanOptions(**kw))
     return out, round(clock.now - started, 2), target
 
 
@@ -133,7 +134,7 @@ def test_sleep_infinity_does_not_hold_settling_but_a_short_sleep_does(clock):
     assert took == pytest.approx(2.0, abs=0.11)  # settle_quiet: nothing listens
     later = Clock()
     short = [(0.0, snap(pids=(1, 2), waiting=[Waiter("sleep 5", 5.0, 2)]), [ThreadWait(1, 2, math.inf)])]
-    gate.time = later  # the fixture's monkeypatch restores it
+    settling.time = later  # the fixture's monkeypatch restores it
     out, took, _ = settle(later, short, settle_fast=0)
     assert took >= 8.0  # wait_after: the sleep may end in a server starting
     assert "still waiting on purpose when settled: sleep 5" in out.notes
@@ -150,7 +151,7 @@ def test_a_long_sleep_before_the_server_is_noted_not_waited_for(clock):
 def test_exposed_port_not_open_is_not_waited_for_when_everything_is_parked(clock):
     steps = [(0.0, snap(waiting=[Waiter("sleep infinity", math.inf, 1)]), [ThreadWait(1, 2, math.inf)])]
     target = Scripted(clock, steps)
-    out = gate.settle(target, gate.ScanOptions(), exposed=(25,))
+    out = settling.settle(target, ScanOptions(), exposed=(25,))
     assert clock.now - target.start < 1.0
     assert "EXPOSEd port(s) 25 not listening when settled" in out.notes
 
@@ -177,7 +178,7 @@ def test_an_exposed_port_is_waited_for_while_a_timer_can_still_fire(clock):
         (5.0, snap([listener(25)]), [ThreadWait(1, 21, 1.0, "7@0x1")]),
     ]
     target = Scripted(clock, steps)
-    out = gate.settle(target, gate.ScanOptions(), exposed=(25,))
+    out = settling.settle(target, ScanOptions(), exposed=(25,))
     assert [li.port for li in out.snapshot.listeners] == [25]
 
 

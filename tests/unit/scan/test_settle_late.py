@@ -1,6 +1,6 @@
 """settle() on late starters and idle images, replaying what real fixture
-containers showed every 0.1 s (data/settle/frames.json, captured by
-data/settle/capture.py): snapshots and thread waits, on a fake clock.
+containers showed every 0.1 s (tests/unit/data/settle/frames.json, captured by
+tests/unit/data/settle/capture.py): snapshots and thread waits, on a fake clock.
 
 - late-supervisorctl: supervisord, a start program looping on `sleep 1` for
   ~15 s (captured with START_DELAY 15; the fixture now loops 12 times), then
@@ -17,14 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from smtpgate import gate
 from smtpgate.collect.observe import Snapshot, Waiter
 from smtpgate.collect.parked import ThreadWait
 from smtpgate.model import Listener, Process
+from smtpgate.scan import settle as settling
+from smtpgate.scan.options import ScanOptions
 from smtpgate.targets.interface import RunState
-from tests.unit.test_settle import Clock
+from tests.unit.scan.test_settle import Clock
 
-DATA = json.loads((Path(__file__).parent / "data" / "settle" / "frames.json").read_text())["images"]
+DATA = json.loads((Path(__file__).parents[1] / "data" / "settle" / "frames.json").read_text())["images"]
 
 
 def _seconds(value):
@@ -75,14 +76,14 @@ class Replay:
 @pytest.fixture
 def clock(monkeypatch):
     fake = Clock()
-    monkeypatch.setattr(gate, "time", fake)
+    monkeypatch.setattr(settling, "time", fake)
     return fake
 
 
 def replay(clock, name: str, frames=None, exposed=None, **opts):
     image = DATA[name]
     target = Replay(clock, frames or image["frames"], opts.pop("cycle_from", None))
-    out = gate.settle(target, gate.ScanOptions(**opts), tuple(image["exposed"] if exposed is None else exposed))
+    out = settling.settle(target, ScanOptions(**opts), tuple(image["exposed"] if exposed is None else exposed))
     return out, clock.now - target.start
 
 
@@ -94,8 +95,8 @@ def _opened_at(name: str, port: int) -> float:
 def test_a_late_starter_is_watched_until_its_exposed_port_listens(clock, name):
     out, took = replay(clock, name)
     assert 25 in {li.port for li in out.snapshot.listeners}
-    assert _opened_at(name, 25) > gate.ScanOptions().wait_after  # what the old 8 s rule gave up before
-    assert took < gate.ScanOptions().settle_timeout
+    assert _opened_at(name, 25) > ScanOptions().wait_after  # what the old 8 s rule gave up before
+    assert took < ScanOptions().settle_timeout
     assert not out.errors and not out.still_starting
     assert not any("not listening" in n for n in out.notes)
 
@@ -103,7 +104,7 @@ def test_a_late_starter_is_watched_until_its_exposed_port_listens(clock, name):
 def test_the_captured_start_script_is_seen_starting(clock):
     """Half-way through the loop of `sleep 1`: processes churn and a short sleep runs."""
     frames = DATA["late-supervisorctl"]["frames"]
-    starting = gate._Starting(gate.ScanOptions(), 0.0, (25,))
+    starting = settling.Starting(ScanOptions(), 0.0, (25,))
     looks = [(starting.look(_snapshot(f), f["t"], (f["t"] - 1, f["cpu"])), starting.reason) for f in frames
              if 8.0 <= f["t"] <= 12.0]
     assert all(held for held, _ in looks), looks
@@ -114,7 +115,7 @@ def test_the_captured_start_script_is_seen_starting(clock):
 def test_an_idle_image_with_an_unopened_expose_is_not_held_to_the_timeout(clock):
     out, took = replay(clock, "expose-idle")
     assert [li.port for li in out.snapshot.listeners] == [8080]
-    assert took <= gate.ScanOptions().wait_after + 1.0  # the existing ticker rule, not the late-starter wait
+    assert took <= ScanOptions().wait_after + 1.0  # the existing ticker rule, not the late-starter wait
     assert "EXPOSEd port(s) 25 not listening when settled" in out.notes
     assert "every thread waiting" in out.notes[0]
     assert not out.still_starting
@@ -130,7 +131,7 @@ def test_a_loop_that_never_ends_is_watched_to_the_timeout_and_said(clock):
     """The start script's `sleep 1` loop, replayed for ever: no port opens."""
     frames = [f for f in DATA["late-supervisorctl"]["frames"] if f["t"] <= 12.0]
     out, took = replay(clock, "late-supervisorctl", frames=frames, cycle_from=6.0)
-    assert took == pytest.approx(gate.ScanOptions().settle_timeout, abs=0.2)
+    assert took == pytest.approx(ScanOptions().settle_timeout, abs=0.2)
     assert not out.errors  # listeners were stable: a caveat on the verdict, not "could not inspect"
     assert out.still_starting
     assert "EXPOSEd port(s) 25 not listening after --settle-timeout 30 s" in out.notes
@@ -153,10 +154,10 @@ def test_a_sleep_that_ends_before_the_timeout_holds_the_fast_path(clock):
              (15.0, Snapshot((Listener("0.0.0.0", 25, 4),), (Process(1, "sh"), Process(9, "master")),
                              host_pids=(1, 9)),
               [ThreadWait(1, 4, math.inf, "61@0x1"), ThreadWait(9, 9, 60.0, "232@0x3")])]
-    from tests.unit.test_settle import Scripted
+    from tests.unit.scan.test_settle import Scripted
 
     target = Scripted(clock, steps)
-    out = gate.settle(target, gate.ScanOptions(), (25,))
+    out = settling.settle(target, ScanOptions(), (25,))
     assert [li.port for li in out.snapshot.listeners] == [25]
     assert not any("outlasts" in n for n in out.notes)
 
@@ -166,6 +167,6 @@ def test_a_vm_or_host_is_not_held_by_churn(clock):
     always churn): the same loop gets the plain rules, which end at wait_after."""
     frames = [f for f in DATA["late-supervisorctl"]["frames"] if f["t"] <= 12.0]
     target = Replay(clock, frames, cycle_from=6.0)
-    out = gate.settle(target, gate.ScanOptions(), (), late_start=False)
+    out = settling.settle(target, ScanOptions(), (), late_start=False)
     assert clock.now - target.start < 12.0
     assert not out.still_starting
