@@ -66,7 +66,7 @@ SENDMAIL = Mta(
         r"^(?:\S*/)?sendmail\s(?:.*\s)?-bd\b",
     ),
     packages=("sendmail-bin", "sendmail"),
-    units=("sendmail", "sm-client"),  # sm-client: its queue runner (Debian, RHEL), enabled with it
+    units=("sendmail",),  # not sm-client.service: the client queue runner (`sendmail -Ac -q`) listens nowhere
     # not /usr/sbin/sendmail: every MTA installs that compatibility name
     binaries=("/usr/sbin/sendmail-mta", "/usr/lib/sm.bin/sendmail", "/usr/sbin/sendmail.sendmail"),
     starts=patterns(r"(?:^|[\s/])(?:sendmail|sendmail-mta|sendmail\.sendmail)\s(?:.*\s)?-bd\b"),

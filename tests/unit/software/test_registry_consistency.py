@@ -36,7 +36,7 @@ MODULES = [name for _, name, _ in pkgutil.iter_modules(software_pkg.__path__, "s
 LIVE_UNITS = {
     "postfix": ("postfix.service", "postfix"),
     "exim": ("exim4.service", "exim.service", "exim4"),
-    "sendmail": ("sendmail.service", "sm-client.service", "sendmail"),
+    "sendmail": ("sendmail.service", "sendmail"),  # not sm-client: see test_queue_runners_are_not_listeners
     "opensmtpd": ("opensmtpd.service", "smtpd.service", "opensmtpd"),
     "courier": ("courier-mta.service", "courier-mta-ssl.service", "courier-msa.service", "courier.service",
                 "courier-mta"),
@@ -177,3 +177,10 @@ def test_names_are_written_the_way_the_readers_look_them_up():
     assert [(m.id, b) for m in REGISTRY for b in m.binaries if not b.startswith("/")] == []
     assert [(m.id, f) for m in REGISTRY if isinstance(m.argv_listen, ArgvListen)
             for f in (*m.argv_listen.flags, *m.argv_listen.value_options) if not f.startswith("-")] == []
+
+
+def test_queue_runners_are_not_listeners():
+    """sendmail's sm-client.service runs the client queue (`sendmail -Ac -q`) and listens on no port:
+    enabled alone it is no enabled SMTP service (Debian and RHEL enable it beside sendmail.service)."""
+    assert mta_by_unit("sm-client.service") is None
+    assert mta_by_unit("sendmail.service") is not None and mta_by_unit("sendmail.service").id == "sendmail"
