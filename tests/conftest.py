@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -32,3 +35,20 @@ def docker_client():
             pytrace=False,
         )
     return client
+
+
+@pytest.fixture
+def device_dir(tmp_path):
+    """A directory where a character device made with mknod can be opened: tmp_path, unless its
+    filesystem is mounted nodev (a tmpfs /tmp often is: systemd's tmp.mount, `docker run --tmpfs`),
+    then a new directory under /var/tmp, removed afterwards."""
+    if not os.statvfs(tmp_path).f_flag & os.ST_NODEV:
+        yield tmp_path
+        return
+    where = Path(tempfile.mkdtemp(prefix="smtpgate-devnodes-", dir="/var/tmp"))
+    try:
+        if os.statvfs(where).f_flag & os.ST_NODEV:
+            pytest.skip(f"both {tmp_path} and /var/tmp are mounted nodev: a device node cannot be opened there")
+        yield where
+    finally:
+        shutil.rmtree(where, ignore_errors=True)

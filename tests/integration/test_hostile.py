@@ -136,9 +136,9 @@ def test_report_to_dev_stdout_is_written_to_stdout_and_dev_stdout_survives():
     assert stat.S_ISLNK(os.lstat("/dev/stdout").st_mode)
 
 
-def test_full_device_is_exit_2_and_stays_a_device(tmp_path):
+def test_full_device_is_exit_2_and_stays_a_device(device_dir):
     """A node of the real /dev/full driver (1,7) in tmp: ENOSPC is exit 2, and the node is not replaced."""
-    full = tmp_path / "full"
+    full = device_dir / "full"
     os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))
     done = _cli("scan", CLEAN, "--static", "-q", "--junit", str(full))
     assert done.returncode == 2

@@ -24,8 +24,8 @@ def _render() -> str:
 
 
 @root_only
-def test_full_device_is_enospc_and_stays_a_device(tmp_path):
-    full = tmp_path / "full"
+def test_full_device_is_enospc_and_stays_a_device(device_dir):
+    full = device_dir / "full"
     os.mknod(full, stat.S_IFCHR | 0o666, os.makedev(1, 7))  # what /dev/full is
     with pytest.raises(ReportError, match=r"full: No space left on device$"):
         write_report("junit", [samples.clean()], samples.META, full)
@@ -33,8 +33,8 @@ def test_full_device_is_enospc_and_stays_a_device(tmp_path):
 
 
 @root_only
-def test_null_device_is_written_and_stays_a_device(tmp_path):
-    null = tmp_path / "null"
+def test_null_device_is_written_and_stays_a_device(device_dir):
+    null = device_dir / "null"
     os.mknod(null, stat.S_IFCHR | 0o666, os.makedev(1, 3))
     write_report("junit", [samples.clean()], samples.META, null)
     assert stat.S_ISCHR(os.lstat(null).st_mode)
