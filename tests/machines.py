@@ -38,6 +38,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCKERFILE_DIR = ROOT / "fixtures" / "machines"
@@ -94,12 +95,16 @@ KINDS = {
 }
 
 
-def _docker(*args: str, input: bytes | None = None, timeout: float = 600, check: bool = True,
-            host: str = HOST_ENGINE) -> subprocess.CompletedProcess:
+def _host_env(host: str = HOST_ENGINE) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
     env["DOCKER_HOST"] = host
+    return env
+
+
+def _docker(*args: str, input: bytes | None = None, timeout: float = 600, check: bool = True,
+            host: str = HOST_ENGINE) -> subprocess.CompletedProcess:
     return subprocess.run(["docker", *args], input=input, capture_output=True, timeout=timeout,
-                          check=check, env=env)
+                          check=check, env=_host_env(host))
 
 
 def build(kind: Kind) -> None:
@@ -179,7 +184,10 @@ class Machine:
     def _answers(self) -> bool:
         if self.kind.env.get("TLS") == "1" and self.tls_dir is None:
             return False
-        return self.docker("version", check=False, timeout=20).returncode == 0
+        try:
+            return bool(self.client().ping())
+        except Exception:  # noqa: BLE001 - not up yet, whatever the client says
+            return False
 
     # -- how a client reaches it -------------------------------------------
     @property
@@ -197,8 +205,23 @@ class Machine:
         return env
 
     def docker(self, *args: str, **kw) -> subprocess.CompletedProcess:
-        """The docker CLI against this machine's engine."""
+        """The host's docker CLI against this machine's engine (only where the CLI's API version is
+        one the engine accepts: Debian bookworm's docker.io 20.10 speaks 1.41, which the containerd
+        machine, like Docker 29, refuses; the harness itself uses client())."""
         return _docker(*self._tls_args(), *args, host=self.docker_host, **kw)
+
+    def client(self) -> Any:
+        """A Docker SDK client of this machine's engine, the API version negotiated (what smtpgate
+        does), so the harness works whatever the host's docker CLI version is."""
+        import docker
+        from docker.tls import TLSConfig
+
+        tls = None
+        if self.tls_dir is not None:
+            client_dir = self.tls_dir / "client"
+            tls = TLSConfig(client_cert=(str(client_dir / "cert.pem"), str(client_dir / "key.pem")),
+                                       ca_cert=str(client_dir / "ca.pem"), verify=True)
+        return docker.DockerClient(base_url=self.docker_host, version="auto", tls=tls, timeout=600)
 
     # -- images -------------------------------------------------------------
     def load(self, refs: Sequence[str]) -> list[str]:
@@ -211,21 +234,36 @@ class Machine:
             loaded = json.loads(record.read_text())
         except (OSError, ValueError):
             loaded = {}
-        todo = [ref for ref in refs
-                if loaded.get(ref) != ids[ref] or self.docker("image", "inspect", ref, check=False).returncode]
+        client = self.client()
+        todo = [ref for ref in refs if loaded.get(ref) != ids[ref] or not self._has_image(client, ref)]
         if todo:
-            saved = subprocess.Popen(["docker", "-H", HOST_ENGINE, "save", *todo], stdout=subprocess.PIPE)
+            saved = subprocess.Popen(["docker", "-H", HOST_ENGINE, "save", *todo], stdout=subprocess.PIPE,
+                                     env=_host_env())
+            error = ""
             try:
-                done = subprocess.run(["docker", *self._tls_args(), "-H", self.docker_host, "load", "-q"],
-                                      stdin=saved.stdout, capture_output=True, timeout=1800)
+                for line in client.api.load_image(saved.stdout, quiet=True):  # the stream, never in memory
+                    error = error or line.get("error", "")
+            except Exception as exc:  # noqa: BLE001 - said below with the save's status
+                error = str(exc)
             finally:
                 saved.stdout.close()  # type: ignore[union-attr]
                 saved.wait(60)
-            if done.returncode or saved.returncode:
-                raise RuntimeError(f"loading images into {self.kind.name} failed: {done.stderr.decode()[-2000:]}")
+            if error or saved.returncode:
+                raise RuntimeError(f"loading images into {self.kind.name} failed (save exit {saved.returncode}): "
+                                   f"{error[-2000:]}")
             loaded.update({ref: ids[ref] for ref in todo})
             record.write_text(json.dumps(loaded, indent=1, sort_keys=True))
         return todo
+
+    @staticmethod
+    def _has_image(client: Any, ref: str) -> bool:
+        import docker
+
+        try:
+            client.images.get(ref)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
 
     def _tls_args(self) -> list[str]:
         if self.tls_dir is None:
@@ -257,8 +295,8 @@ def _make_certs(tls: Path) -> None:
 
 def labelled_on(m: Machine, owner_pid: int) -> list[str]:
     """Containers on the machine's engine labelled as made by ``owner_pid``."""
-    out = m.docker("ps", "-aq", "--filter", f"label={LABEL}.owner-pid={owner_pid}").stdout.decode()
-    return out.split()
+    listed = m.client().containers.list(all=True, filters={"label": f"{LABEL}.owner-pid={owner_pid}"})
+    return [c.short_id for c in listed]
 
 
 @contextlib.contextmanager
