@@ -221,7 +221,16 @@ class Machine:
             client_dir = self.tls_dir / "client"
             tls = TLSConfig(client_cert=(str(client_dir / "cert.pem"), str(client_dir / "key.pem")),
                                        ca_cert=str(client_dir / "ca.pem"), verify=True)
-        return docker.DockerClient(base_url=self.docker_host, version="auto", tls=tls, timeout=600)
+        if tls is None:
+            return docker.DockerClient(base_url=self.docker_host, version="auto", timeout=600)
+        # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the machine's CA (psf/requests#3829)
+        saved = {k: os.environ.pop(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if k in os.environ}
+        try:
+            client = docker.DockerClient(base_url=self.docker_host, version="auto", tls=tls, timeout=600)
+        finally:
+            os.environ.update(saved)
+        client.api.trust_env = False
+        return client
 
     # -- images -------------------------------------------------------------
     def load(self, refs: Sequence[str]) -> list[str]:

@@ -68,7 +68,13 @@ def test_same_verdict_on_the_containerd_store(tmp_path, monkeypatch, containerd_
     (target,) = report["targets"]
     assert code == want["exit"], target
     # the host path, as on a CI runner's own engine
-    assert target["method"] == ("exited" if want.get("exits_at_once") else "host-proc+netns"), target["method"]
+    if want.get("exits_at_once"):
+        # Gone before the first look ("exited"), or seen for the moment it lives on a loaded runner
+        # (the host path): either way the report says it exited, and why.
+        assert target["method"] in ("exited", "host-proc+netns"), target["method"]
+        assert any("exited with code" in e for e in target["errors"]), target["errors"]
+    else:
+        assert target["method"] == "host-proc+netns", target["method"]
     assert _summary(report) == _want(name)
     assert machines.labelled_on(containerd_engine, os.getpid()) == []
 
