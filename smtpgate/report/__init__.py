@@ -174,7 +174,20 @@ def _write_stream(stream: TextIO, text: str, name: str) -> None:
         stream.write(text)
         stream.flush()
     except OSError as exc:  # closed pipe, full disk behind a redirect
+        _discard(stream)
         raise ReportError(f"cannot write report to {name}: {exc.strerror or exc}") from exc
+
+
+def _discard(stream: TextIO) -> None:
+    """A stream whose write failed keeps what it buffered, and Python flushes it again at exit:
+    that fails too and makes the exit status 120, not ours (2). Its descriptor is pointed at
+    /dev/null, so that flush succeeds; nothing more can reach the broken file anyway."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        null = os.open(os.devnull, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.dup2(null, stream.fileno())
+        finally:
+            os.close(null)
 
 
 def _write_stdout(text: str) -> None:

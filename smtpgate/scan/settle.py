@@ -80,7 +80,13 @@ def settle(
         state = target.state()
         if not state.running:
             return _exited(snap, state, now - start)
-        snap = target.snapshot()
+        try:
+            snap = target.snapshot()
+        except SmtpgateError:
+            state = target.state()
+            if not state.running:  # it exited while it was read (an image that stops at once, a loaded runner)
+                return _exited(snap, state, time.monotonic() - start)
+            raise
         keys = snap.fingerprint[0]
         if keys != last_keys:
             last_keys, since, cpu_mark = keys, now, (now, snap.cpu_seconds)

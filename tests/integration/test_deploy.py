@@ -210,7 +210,7 @@ def test_no_secret_reaches_any_report_or_log(tmp_path):
                            "--env-file", str(env_file), "--", "sh", "-c", "echo $API_TOKEN; exit 3"], tmp_path / "b")
     assert proc_b.returncode == 2
     assert "DATABASE_URL=***" in text_b and "API_TOKEN=***" in text_b
-    assert "exited with code 3" in text_b
+    assert "exited with code 3" in text_b, text_b[-3000:]
     for secret in SECRETS:
         assert secret not in text + text_b, secret
 
