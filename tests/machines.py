@@ -224,7 +224,9 @@ class Machine:
         if tls is None:
             return docker.DockerClient(base_url=self.docker_host, version="auto", timeout=600)
         # requests lets REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE replace the machine's CA (psf/requests#3829)
-        saved = {k: os.environ.pop(k) for k in ("REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE") if k in os.environ}
+        from smtpgate.engines.docker import CA_BUNDLE_VARIABLES  # the variables smtpgate's own client ignores
+
+        saved = {k: os.environ.pop(k) for k in CA_BUNDLE_VARIABLES if k in os.environ}
         try:
             client = docker.DockerClient(base_url=self.docker_host, version="auto", tls=tls, timeout=600)
         finally:

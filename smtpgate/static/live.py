@@ -23,11 +23,11 @@ from collections.abc import Iterable
 from smtpgate import software
 from smtpgate.static.facts import Binary, Enablement, ServiceState, StaticFacts
 from smtpgate.static.packages import APK_DB, DPKG_STATUS, RPM_QUERY, database_packages
-from smtpgate.static.services import mta_by_unit
+from smtpgate.static.services import OPENRC_RUNLEVELS, SYSV_RUNLEVELS, mta_by_unit
 
 # systemctl's states of a unit that starts at boot (systemctl(1) is-enabled)
 ENABLED_STATES = frozenset({"enabled", "enabled-runtime", "linked", "linked-runtime"})
-RUNLEVEL_DIRS = ("/etc/rc2.d", "/etc/rc3.d", "/etc/runlevels/default")
+RUNLEVEL_DIRS = (*SYSV_RUNLEVELS, *OPENRC_RUNLEVELS)  # the ones the filesystem reader counts
 _RC_LINK = re.compile(r"^S\d\d(?P<name>[\w.@+-]+)$")
 SOURCES = {"dpkg": DPKG_STATUS, "apk": APK_DB, "rpm": RPM_QUERY}
 
