@@ -325,7 +325,17 @@ class DockerImageTarget(Target):
         assert self.engine is not None and self.cid is not None
         labels = {LABEL: self.scan_id, f"{LABEL}.image": self.ref[:200], **owner_labels()}
         self.helper = HelperAgent(self.engine, self.helper_image, pull=self.pull)
-        self.helper.start(self.cid, f"{self.scan_id}-helper", labels)
+        try:
+            self.helper.start(self.cid, f"{self.scan_id}-helper", labels)
+        except EngineGone:
+            raise
+        except TargetError:
+            # The engine cannot join the namespaces of a container that has ended (seen under load with
+            # an image that exits at once): that is the target's exit, which state() reports with its logs.
+            if not self._already_exited():
+                raise
+            self.method = "exited"
+            return None
         self.method = "helper"
         why = "asked for (--method helper)" if self.want_method == "helper" else (
             "not root" if visible else "the container's processes are not visible in this host's /proc")

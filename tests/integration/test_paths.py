@@ -50,6 +50,42 @@ def test_container_that_exits_at_once_is_exit_2(tmp_path, images, docker_client)
     assert labelled(docker_client, os.getpid()) == ([], [])
 
 
+def test_container_that_exits_before_its_helper_joins_is_reported_as_exited(tmp_path, images, docker_client,
+                                                                          monkeypatch):
+    """The engine cannot join the namespaces of a container that has ended ("cannot join network of a
+    non running container", seen in CI under load): that is the target's exit with its code, not a
+    helper failure. The helper is created only once the target has ended, so the race always happens."""
+    from smtpgate.engines.docker import DockerEngine
+    from smtpgate.targets.docker import DockerImageTarget
+
+    create = DockerEngine.create
+
+    def late_helper(self, spec):
+        if spec.labels.get("smtpgate.role") == "helper":
+            target = spec.network_mode.removeprefix("container:")
+            for _ in range(200):
+                if not self.inspect(target)["State"].get("Running"):
+                    break
+                time.sleep(0.05)
+        return create(self, spec)
+
+    already_exited = DockerImageTarget._already_exited
+    asked: list[bool] = []
+
+    def not_yet_at_first(self):  # the first look (choosing the method) sees it running, as in the race
+        asked.append(True)
+        return len(asked) > 1 and already_exited(self)
+
+    monkeypatch.setattr(DockerEngine, "create", late_helper)
+    monkeypatch.setattr(DockerImageTarget, "_already_exited", not_yet_at_first)
+    code, report, _ = scan(tmp_path, BASE, "--method", "helper")
+    assert code == 2
+    (error,) = report["targets"][0]["errors"]
+    assert "exited with code 0" in error, error
+    assert "helper" not in error
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
 def test_invalid_policy_is_exit_2_naming_file_and_line(tmp_path, images):
     policy = tmp_path / "smtpgate.yml"
     policy.write_text("version: 1\napprovals:\n  - software: postfix\n    bind: loopbak\n    reason: x\n")
