@@ -68,8 +68,6 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
     if unprobed:
         errors.append(f"--scan-timeout {opts.scan_timeout:g} s ran out while probing: {len(probes) - unprobed} of "
                       f"{len(probes)} listening port(s) probed; the results are what was decided until then")
-    if probes and not settled.exited:
-        errors.extend(_gone_while_probed(target))
     pid1 = next((p for p in snap.processes if p.pid == 1), None)
     init = opts.boots_init if opts.boots_init is not None else boots_init(pid1)
     findings = listening_findings(snap.listeners, probes)
@@ -81,6 +79,8 @@ def inspect(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:
         if facts is None and budget is not None:
             errors.extend(past_deadline(opts, "the static read of the image"))
         timings["static"] = static.seconds
+    if not settled.exited:  # judged on what it showed while it ran: say so when it ended meanwhile
+        errors.extend(_ended_while_inspected(target, probed=bool(probes)))
     evidence = Evidence(findings=tuple(findings), static=facts, listeners=snap.listeners, probes=tuple(probes),
                         errors=tuple(errors), notes=tuple(target.notes + notes), method=target.method,
                         timings=timings, exposed=exposed, still_starting=settled.still_starting)
@@ -111,15 +111,21 @@ def _stop_margin(listeners: int) -> float:
     return 1.0 + listeners * 0.002
 
 
-def _gone_while_probed(target: Target) -> list[str]:
+def _ended_while_inspected(target: Target, probed: bool) -> list[str]:
+    """A target that settled and then ended (while it was probed, or read): its exit is an error of
+    the scan like an exit before settling, never a pass on the last look at it."""
     try:
         state = target.state()
     except SmtpgateError as exc:
-        return [f"the target went away while it was probed ({exc}); the probe results may be incomplete"]
+        return [f"the target went away while it was inspected ({exc}); the results may be incomplete"]
     if state.running:
         return []
-    return [f"the target stopped while it was probed (exit code {state.exit_code}); the probe results may be "
-            "incomplete"]
+    logs = f"; last log lines: {state.detail[-600:]!r}" if state.detail else ""
+    if probed:
+        return [f"the target stopped while it was probed (exited with code {state.exit_code}); the probe results "
+                f"may be incomplete{logs}"]
+    return [f"the target exited with code {state.exit_code} after it settled, before the scan ended; it was "
+            f"judged on what it showed while it ran{logs}"]
 
 
 def scan(target: Target, policy: Any, opts: ScanOptions) -> ScanResult:

@@ -59,6 +59,7 @@ READ_ONLY_TMPFS = {"/tmp": "rw,nosuid,nodev,size=64m", "/var/tmp": "rw,nosuid,no
 
 
 REMOVE_WAIT = 15.0  # seconds to wait for someone else's removal of our container to end
+EXIT_GRACE = 3.0  # seconds the engine is given to see an exit that explains a failed helper step
 
 
 class DockerImageTarget(Target):
@@ -331,8 +332,10 @@ class DockerImageTarget(Target):
             raise
         except TargetError:
             # The engine cannot join the namespaces of a container that has ended (seen under load with
-            # an image that exits at once): that is the target's exit, which state() reports with its logs.
-            if not self._already_exited():
+            # an image that exits at once), and a helper in the pid namespace of a PID 1 that dies is
+            # killed with it, often before the engine marks the target stopped: that is the target's
+            # exit, which state() reports with its logs.
+            if not self._already_exited(grace=EXIT_GRACE):
                 raise
             self.method = "exited"
             return None
@@ -342,16 +345,23 @@ class DockerImageTarget(Target):
         self.notes.append(f"collected and probed from a helper container ({self.helper_image}) sharing the "
                           f"target's network and pid namespaces: {why}")
 
-    def _already_exited(self) -> bool:
-        """The container ended before we looked (its /proc entry is gone with it)."""
+    def _already_exited(self, grace: float = 0.0) -> bool:
+        """The container ended before we looked (its /proc entry is gone with it). With ``grace``
+        (after something failed that an exit explains), the engine is given that long to notice."""
         assert self.engine is not None and self.cid is not None
-        try:
-            attrs = self.engine.inspect(self.cid)
-        except EngineGone:
-            raise
-        except TargetError:
-            return False  # judged by state() later
-        return not attrs["State"].get("Running", False)
+        until = time.monotonic() + grace
+        while True:
+            try:
+                attrs = self.engine.inspect(self.cid)
+            except EngineGone:
+                raise
+            except TargetError:
+                return False  # judged by state() later
+            if not attrs["State"].get("Running", False):
+                return True
+            if time.monotonic() >= until:
+                return False
+            time.sleep(0.1)
 
     def _proc_is_ours(self) -> bool:
         try:
@@ -398,7 +408,8 @@ class DockerImageTarget(Target):
         if self.method == "helper" and self.helper is not None:
             try:
                 return without_engine_dns(self.helper.snapshot())
-            except CollectError as exc:  # the target (and with it the helper) may just have exited
+            except CollectError as exc:  # the target (and with it the helper) may just have exited:
+                self._already_exited(grace=EXIT_GRACE)  # then the next state() says so
                 return Snapshot((), (), problems=(str(exc),), owners_readable=False)
         if self.method == "exited":
             return Snapshot((), ())
@@ -448,6 +459,7 @@ class DockerImageTarget(Target):
         try:
             return self.helper.probe(listeners, patience, deadline)
         except CollectError as exc:
+            self._already_exited(grace=EXIT_GRACE)  # an exit explains it: the gate's state() then says so
             return [SmtpProbe(li.address, li.port, Protocol.NOT_PROBED, detail=str(exc)) for li in listeners]
 
     @classmethod

@@ -72,9 +72,9 @@ def test_container_that_exits_before_its_helper_joins_is_reported_as_exited(tmp_
     already_exited = DockerImageTarget._already_exited
     asked: list[bool] = []
 
-    def not_yet_at_first(self):  # the first look (choosing the method) sees it running, as in the race
+    def not_yet_at_first(self, grace=0.0):  # the first look (choosing the method) sees it running, as in the race
         asked.append(True)
-        return len(asked) > 1 and already_exited(self)
+        return len(asked) > 1 and already_exited(self, grace)
 
     monkeypatch.setattr(DockerEngine, "create", late_helper)
     monkeypatch.setattr(DockerImageTarget, "_already_exited", not_yet_at_first)
@@ -83,6 +83,30 @@ def test_container_that_exits_before_its_helper_joins_is_reported_as_exited(tmp_
     (error,) = report["targets"][0]["errors"]
     assert "exited with code 0" in error, error
     assert "helper" not in error
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+def test_container_that_ends_after_it_settled_is_not_a_pass(tmp_path, images, docker_client, monkeypatch):
+    """Judged on its last look, a target that ended after settling (a retry loop that gives up, a
+    crash on first use) would pass: its exit is an error of the scan, as before settling. It is
+    killed while its image is read, after it settled (a long sleep: parked at once)."""
+    from smtpgate.staticgate import StaticEvidence
+
+    result = StaticEvidence.result
+
+    def killed_first(self, budget):
+        (container,) = docker_client.containers.list(
+            filters={"label": [f"smtpgate.owner-pid={os.getpid()}", "smtpgate.image=" + BASE]})
+        container.kill()
+        container.wait(timeout=30)
+        return result(self, budget)
+
+    monkeypatch.setattr(StaticEvidence, "result", killed_first)
+    code = main(["scan", BASE, "--json", str(tmp_path / "r.json"), "-q", "--", "sleep", "600"])
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 2, report
+    (error,) = report["targets"][0]["errors"]
+    assert "exited with code 137 after it settled" in error, error
     assert labelled(docker_client, os.getpid()) == ([], [])
 
 
