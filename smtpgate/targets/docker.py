@@ -380,7 +380,7 @@ class DockerImageTarget(Target):
             self._reported.add(violation)
             raise TargetError(violation)
         host = self.method.startswith("host-proc")
-        if host and self.pid and not self._healthcheck and _alive(self.pid):
+        if host and self.pid and not self._healthcheck and _alive(self.pid) and self._proc_is_ours():
             return RunState(running=True)  # no engine round trip while PID 1 lives
         assert self.engine is not None and self.cid is not None
         try:

@@ -70,14 +70,12 @@ def test_container_that_exits_before_its_helper_joins_is_reported_as_exited(tmp_
         return create(self, spec)
 
     already_exited = DockerImageTarget._already_exited
-    asked: list[bool] = []
 
-    def not_yet_at_first(self, grace=0.0):  # the first look (choosing the method) sees it running, as in the race
-        asked.append(True)
-        return len(asked) > 1 and already_exited(self, grace)
+    def running_when_the_method_is_chosen(self, grace=0.0):  # as in the race: the look before the helper
+        return grace > 0 and already_exited(self, grace)  # says running; the look after its failure is real
 
     monkeypatch.setattr(DockerEngine, "create", late_helper)
-    monkeypatch.setattr(DockerImageTarget, "_already_exited", not_yet_at_first)
+    monkeypatch.setattr(DockerImageTarget, "_already_exited", running_when_the_method_is_chosen)
     code, report, _ = scan(tmp_path, BASE, "--method", "helper")
     assert code == 2
     (error,) = report["targets"][0]["errors"]
@@ -107,6 +105,26 @@ def test_container_that_ends_after_it_settled_is_not_a_pass(tmp_path, images, do
     assert code == 2, report
     (error,) = report["targets"][0]["errors"]
     assert "exited with code 137 after it settled" in error, error
+    assert labelled(docker_client, os.getpid()) == ([], [])
+
+
+def test_a_reused_pid_is_not_taken_for_the_container(images, docker_client):
+    """The host path asks /proc, not the engine, whether PID 1 still runs. Once the container has
+    ended and been reaped, its pid number can be another process's (pid_max is 32768 on many
+    hosts): that process is not the container, so the engine is asked."""
+    from smtpgate.targets.docker import DockerImageTarget
+    from smtpgate.workload.spec import RunSpec
+
+    target = DockerImageTarget(BASE, pull="never", spec=RunSpec(image=BASE, cmd=("sleep", "600")))
+    with target:
+        assert target.method == "host-proc+netns", target.method
+        assert target.state().running
+        assert target.engine is not None and target.cid is not None
+        docker_client.containers.get(target.cid).kill()
+        docker_client.containers.get(target.cid).wait(timeout=30)
+        target.pid = os.getpid()  # the number now names a live process that is not the container
+        state = target.state()
+        assert not state.running and state.exit_code == 137, state
     assert labelled(docker_client, os.getpid()) == ([], [])
 
 
