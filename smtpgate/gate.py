@@ -18,7 +18,7 @@ from smtpgate.findings import listening_findings
 from smtpgate.model import Listener, Process, Protocol, ScanResult, SmtpProbe
 from smtpgate.scan import Evidence, judge
 from smtpgate.scan.options import ScanOptions, past_deadline
-from smtpgate.scan.settle import settle
+from smtpgate.scan.settle import last_logs, settle
 from smtpgate.staticgate import StaticEvidence
 from smtpgate.targets.interface import Target
 
@@ -120,7 +120,7 @@ def _ended_while_inspected(target: Target, probed: bool) -> list[str]:
         return [f"the target went away while it was inspected ({exc}); the results may be incomplete"]
     if state.running:
         return []
-    logs = f"; last log lines: {state.detail[-600:]!r}" if state.detail else ""
+    logs = last_logs(state)
     if probed:
         return [f"the target stopped while it was probed (exited with code {state.exit_code}); the probe results "
                 f"may be incomplete{logs}"]

@@ -331,9 +331,13 @@ def _settled_notes(
     return notes
 
 
+def last_logs(state: Any) -> str:
+    """'; last log lines: ...' of a target that ended (RunState.detail), or ''."""
+    return f"; last log lines: {state.detail[-600:]!r}" if state.detail else ""
+
+
 def _exited(snap: Snapshot, state: Any, waited: float) -> Settled:
-    logs = f"; last log lines: {state.detail[-600:]!r}" if state.detail else ""
-    msg = f"the container exited with code {state.exit_code} after {waited:.1f} s, before it settled{logs}"
+    msg = f"the container exited with code {state.exit_code} after {waited:.1f} s, before it settled{last_logs(state)}"
     return Settled(snap, errors=[msg], exited=True)
 
 

@@ -106,6 +106,7 @@ class DockerImageTarget(Target):
         self.cid: str | None = None  # the container's id
         self.nid: str | None = None  # the internal network's id
         self.pid: int | None = None
+        self._pid_start: bytes | None = None  # PID 1's start time (/proc/<pid>/stat): a reused pid differs
         self._dialler: NetnsDialler | None = None
         self._diag: Any = None  # sock_diag of the container's namespace; False: not available
         self._healthcheck = False
@@ -138,6 +139,7 @@ class DockerImageTarget(Target):
         except TargetError as exc:
             raise type(exc)(f"could not start {self.ref}: {exc}") from exc
         self.pid = attrs["State"].get("Pid") or None
+        self._pid_start = _start_time(self.pid) if self.pid else None  # with the pid, names PID 1 for good
         self.disk = DiskWatch(self.engine, self.cid, self.disk_limit)
         self._choose_method()
 
@@ -249,7 +251,8 @@ class DockerImageTarget(Target):
     def _kill_from_host(self) -> None:
         """The engine could not remove the container: on the host path its PID 1
         is ours to kill (checked by its cgroup), so the image does not run on."""
-        if self.pid and self.cid and self.method.startswith("host-proc") and self._proc_is_ours():
+        if self.pid and self.cid and self.method.startswith("host-proc") and self._proc_is_ours() \
+                and _alive(self.pid, self._pid_start):
             with contextlib.suppress(OSError):
                 os.kill(self.pid, signal.SIGKILL)
 
@@ -380,7 +383,7 @@ class DockerImageTarget(Target):
             self._reported.add(violation)
             raise TargetError(violation)
         host = self.method.startswith("host-proc")
-        if host and self.pid and not self._healthcheck and _alive(self.pid) and self._proc_is_ours():
+        if host and self.pid and not self._healthcheck and _alive(self.pid, self._pid_start):
             return RunState(running=True)  # no engine round trip while PID 1 lives
         assert self.engine is not None and self.cid is not None
         try:
@@ -483,14 +486,27 @@ class DockerImageTarget(Target):
         return self._dialler
 
 
-def _alive(pid: int) -> bool:
-    """PID 1 of the container is there and not a zombie waiting to be reaped."""
+def _stat(pid: int) -> list[bytes]:
+    """The fields of /proc/<pid>/stat after the command name (state first); [] when it is gone."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as fh:
-            state = fh.read(4096).rpartition(b")")[2].split()[:1]
+            return fh.read(4096).rpartition(b")")[2].split()
     except OSError:
-        return False
-    return state not in ([b"Z"], [b"X"])
+        return []
+
+
+def _start_time(pid: int) -> bytes | None:
+    """When the process started (field 22, clock ticks after boot): a pid and its start time name
+    one process for good, while the pid alone is reused once it is reaped."""
+    fields = _stat(pid)
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(pid: int, started: bytes | None) -> bool:
+    """PID 1 of the container is there, still the process that started then (not a later one that
+    was given its pid), and not a zombie waiting to be reaped."""
+    fields = _stat(pid)
+    return started is not None and len(fields) > 19 and fields[19] == started and fields[0] not in (b"Z", b"X")
 
 
 def _is_namespace_init(pid: int | None) -> bool:
