@@ -64,13 +64,16 @@ class ArgvListen:
     the last one given wins); `default` is the address without one (None: not known). Where
     `positional_after` is set, the address is instead the first positional word after
     that word (`python3 -m smtpd [options] [localaddr [remoteaddr]]`), skipping the values
-    of `value_options`.
+    of `value_options`. A value without a port (`-l 0.0.0.0`, `[::1]`) is a host on the
+    default's port; an empty host (`:25`) is `empty_host`: all interfaces for getopt
+    smtpd, Go and pflag servers, but aiosmtpd's own default host (localhost).
     """
 
     flags: tuple[str, ...] = ()
     default: str | None = None
     positional_after: str = ""
     value_options: tuple[str, ...] = ()
+    empty_host: str = "all"
 
     def __call__(self, argv: tuple[str, ...]) -> ArgvAddress | None:
         value = self.default
@@ -89,8 +92,10 @@ class ArgvListen:
             value = positional[0] if positional else self.default
         if value is None:
             return None
-        host, _, port = value.rpartition(":")
-        address = host.strip("[]") or "all"
+        host, colon, port = value.rpartition(":")
+        if not colon or value.endswith("]"):  # a host alone: the default's port
+            host, port = value, (self.default or "").rpartition(":")[2]
+        address = host.strip("[]") or self.empty_host
         return ArgvAddress(address_scope(address), address, port, f"command line listens on {address}:{port}")
 
 

@@ -13,14 +13,15 @@ AIOSMTPD = Mta(
     lang_packages=("pypi:aiosmtpd",),
     imports=import_patterns(py_import("aiosmtpd")),
     binaries=("/usr/bin/aiosmtpd", "/usr/local/bin/aiosmtpd"),
-    argv_listen=ArgvListen(flags=("-l", "--listen"), default="localhost:8025"),
+    # aiosmtpd/main.py: no colon is a host on port 8025; an empty host is localhost
+    argv_listen=ArgvListen(flags=("-l", "--listen"), default="localhost:8025", empty_host="localhost"),
     listen_setting=(
         "`-l/--listen HOST:PORT` of `python3 -m aiosmtpd` (default localhost:8025); in code, the "
         "`hostname` given to `aiosmtpd.controller.Controller`"
     ),
     fix=(
         "Bind to loopback: start it as `python3 -m aiosmtpd -n -l 127.0.0.1:8025` (not "
-        "`-l 0.0.0.0:8025` or `-l :8025`)",
+        "`-l 0.0.0.0:8025`, `-l 0.0.0.0` or `-l [::]:8025`)",
         'In application code: pass `hostname="127.0.0.1"` to `aiosmtpd.controller.Controller(...)`',
         "Or don't start it in the image: it is a development and test server",
     ),

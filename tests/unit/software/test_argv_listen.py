@@ -15,12 +15,19 @@ CASES = [
     ("aiosmtpd", ("aiosmtpd", "-l127.0.0.1:2525"), ("127.0.0.1", "2525", BindScope.LOOPBACK)),
     ("aiosmtpd", ("aiosmtpd", "-l", "[::1]:25", "--listen=[::]:25"), ("::", "25", BindScope.ALL)),
     ("aiosmtpd", ("aiosmtpd", "-l"), ("localhost", "8025", BindScope.LOOPBACK)),  # no value: the default
+    # aiosmtpd/main.py (1.4.6, pip-smtp-server): an empty host is localhost, no colon is a host on 8025
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", ":2525"), ("localhost", "2525", BindScope.LOOPBACK)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", "0.0.0.0"), ("0.0.0.0", "8025", BindScope.ALL)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", "127.0.0.1"), ("127.0.0.1", "8025", BindScope.LOOPBACK)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "--listen=[::1]"), ("::1", "8025", BindScope.LOOPBACK)),
     ("python-smtpd", ("python3", "-m", "smtpd", "-n", "-c", "DebuggingServer", ":25"), ("all", "25", BindScope.ALL)),
     ("python-smtpd", ("python3", "-m", "smtpd", "-n", "--class", "DebuggingServer", "-s", "100",
                       "127.0.0.1:1025", "relay:25"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
     ("python-smtpd", ("python3", "-m", "smtpd", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
     ("mailpit", ("mailpit",), ("::", "1025", BindScope.ALL)),
     ("mailpit", ("/mailpit", "--smtp", "127.0.0.1:1025"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
+    ("mailpit", ("/mailpit", "--smtp", ":2525"), ("all", "2525", BindScope.ALL)),  # Go: an empty host is all
+    ("mailpit", ("/mailpit", "--smtp", "0.0.0.0"), ("0.0.0.0", "1025", BindScope.ALL)),  # a host, not a port
     ("mailhog", ("MailHog",), ("0.0.0.0", "1025", BindScope.ALL)),
     ("mailhog", ("MailHog", "--smtp-bind-addr=127.0.0.1:1025"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
     ("exim", ("exim", "-bd", "-q30m", "-oX", "25:587"), ("all", "25:587", BindScope.ALL)),
