@@ -83,7 +83,7 @@ class Place:
 
     path: str
     line: int = 1
-    in_repo: bool = True  # False: a path inside the image
+    in_repo: bool = True  # False: a path inside the image, or a manifest outside the checkout
 
 
 @dataclass(frozen=True)
@@ -131,24 +131,32 @@ def place_of(finding: Finding | None, anchor: str | None, target: TargetInfo | N
     image evidence, nothing."""
     located = [(ev.path, max(ev.line or 1, 1)) for ev in (finding.evidence if finding else ()) if ev.path]
     for path, line in located:
-        if not path.startswith("/"):
-            return Place(path.removeprefix("./") or path, line)
+        rel = repo_path(path) if not path.startswith("/") else None
+        if rel is not None:
+            return Place(rel, line)
     if target is not None and target.source:  # the line of the container's `image:` in its manifest
-        return Place(_repo_path(target.source), max(target.line or 1, 1))
-    if anchor:
-        return Place(anchor, 1)
+        manifest = repo_path(target.source)
+        if manifest is None:  # outside the checkout: named, but no CI format can point at it
+            return Place(target.source, max(target.line or 1, 1), in_repo=False)
+        return Place(manifest, max(target.line or 1, 1))
+    anchor_path = repo_path(anchor) if anchor else None
+    if anchor_path is not None:
+        return Place(anchor_path, 1)
     for path, line in located:
         return Place(path, line, in_repo=False)
     return None
 
 
-def _repo_path(path: str) -> str:
-    """A manifest named by an absolute path inside the working directory (the
-    checkout), relative to it, as CI systems want; others as given."""
+def repo_path(path: str) -> str | None:
+    """A path as the repository names it: relative to the checkout (the working directory),
+    normalised, without "./"; None for one outside it (`/tmp/k8s.yaml`, `../x`, `/`), which CI
+    systems cannot open and GitHub refuses as a location."""
     if os.path.isabs(path):
-        rel = os.path.relpath(path)
-        return path if rel.startswith("..") else rel
-    return path.removeprefix("./")
+        path = os.path.relpath(path)
+    rel = os.path.normpath(path)
+    if rel in (".", "") or rel == ".." or rel.startswith(("../", "/")):
+        return None
+    return rel
 
 
 def image_paths(finding: Finding) -> list[str]:

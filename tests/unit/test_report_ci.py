@@ -11,7 +11,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from smtpgate.model import Decision, Evidence, Finding, Judged, Outcome, ScanResult, State, TargetInfo
@@ -178,6 +178,11 @@ def _junk_result(text: str, line: int | None) -> ScanResult:
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(), st.one_of(st.none(), st.integers(-5, 10**6)))
+# paths outside the checkout, as manifest, anchor and evidence: found by hypothesis ("/" was a location)
+@example("/", None)
+@example("/tmp/k8s.yaml", 3)
+@example("../deploy/k8s.yaml", 3)
+@example(".", 1)
 def test_any_text_gives_valid_ci_documents(text, line):
     results = [_junk_result(text, line)]
     meta = replace(META, anchor=text or None, errors=(text,))
