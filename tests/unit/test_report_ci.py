@@ -66,6 +66,25 @@ def test_sarif_rules_and_results():
     assert run["invocations"][0]["executionSuccessful"] is False  # an error result: exit 2
 
 
+def test_an_anchor_is_pointed_at_only_inside_the_checkout(tmp_path, monkeypatch):
+    """An absolute anchor inside the working directory (`$GITHUB_WORKSPACE/Dockerfile`) becomes
+    repository-relative; one outside it gives no location: SARIF, code quality and GitHub
+    annotations name only files of the repository."""
+    monkeypatch.chdir(tmp_path)
+    inside = replace(META, anchor=str(tmp_path / "docker" / "Dockerfile"))
+    (result,) = json.loads(render("sarif", [samples.postfix_fail()], inside))["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["artifactLocation"] == {"uri": "docker/Dockerfile"}
+    assert json.loads(render("codequality", [samples.postfix_fail()], inside))[0]["location"]["path"] == \
+        "docker/Dockerfile"
+    for outside in ("/", "/elsewhere/Dockerfile", "../Dockerfile"):
+        meta = replace(META, anchor=outside)
+        (result,) = json.loads(render("sarif", [samples.postfix_fail()], meta))["runs"][0]["results"]
+        assert "locations" not in result, outside
+        (quality,) = json.loads(render("codequality", [samples.postfix_fail()], meta))
+        assert quality["location"]["path"] == "Dockerfile", outside  # code quality's default path
+        assert "file=" not in render("github", [samples.postfix_fail()], meta), outside
+
+
 def test_sarif_fingerprints_are_stable_across_runs_and_tags():
     first = json.loads(render("sarif", [samples.postfix_fail()]))
     retagged = samples.postfix_fail()
