@@ -147,6 +147,17 @@ def github_fingerprints(doc: dict[str, Any]) -> None:
         assert all(len(keys) == 1 for keys in owners.values()), owners
 
 
+def github_every_result_located(doc: dict[str, Any]) -> None:
+    """results[].locations: at least one, with a non-empty artifactLocation.uri. Code scanning refuses
+    the upload otherwise ("locationFromSarifResult: expected at least one location", "expected
+    artifact location": github/codeql-action#2459, microsoft/sarif-sdk#2694 and #2704)."""
+    for run in doc["runs"]:
+        for result in run["results"]:
+            locations = result.get("locations") or []
+            assert locations, result["ruleId"]
+            assert locations[0]["physicalLocation"]["artifactLocation"].get("uri"), locations[0]
+
+
 def github_relative_locations(doc: dict[str, Any]) -> None:
     """results[].locations: artifactLocation.uri relative to the repository root (no scheme, no
     leading slash, no uriBaseId standing for something outside the checkout), startLine >= 1."""
@@ -169,7 +180,7 @@ def github_automation_details(doc: dict[str, Any]) -> None:
 
 
 GITHUB_SARIF_RULES = (github_rule_texts, github_security_severity, github_fingerprints,
-                      github_relative_locations, github_automation_details)
+                      github_every_result_located, github_relative_locations, github_automation_details)
 
 
 def check_github_sarif(doc: dict[str, Any]) -> None:

@@ -21,7 +21,6 @@ from smtpgate.report.interface import Report, ReportMeta
 from smtpgate.report.jsonreport import _encodable
 from smtpgate.report.sanitize import bounded, json_inert, one_line
 
-DEFAULT_PATH = "Dockerfile"
 SEVERITY = {("SMTPGATE001", "error"): "critical", ("SMTPGATE002", "error"): "major",
             ("SMTPGATE003", "error"): "major", ("SMTPGATE004", "error"): "major",
             ("SMTPGATE005", "note"): "info", ("SMTPGATE006", "note"): "info"}
@@ -42,7 +41,7 @@ def document(results: Sequence[ScanResult], meta: ReportMeta) -> list[dict[str, 
     found = issues.issues([bounded(r) for r in results], bounded(meta))
     entries, seen = [], set()
     for issue in found:
-        entry = _entry(issue)
+        entry = _entry(issue, meta.anchor)
         while entry["fingerprint"] in seen:  # GitLab keeps one issue per fingerprint
             entry["fingerprint"] = issues.fingerprint(entry["fingerprint"], "again")[:32]
         seen.add(entry["fingerprint"])
@@ -50,8 +49,8 @@ def document(results: Sequence[ScanResult], meta: ReportMeta) -> list[dict[str, 
     return _encodable(entries)  # type: ignore[no-any-return]
 
 
-def _entry(issue: issues.Issue) -> dict[str, Any]:
-    place = issue.place if issue.place is not None and issue.place.in_repo else None
+def _entry(issue: issues.Issue, anchor: str | None) -> dict[str, Any]:
+    place = issues.ci_place(issue.place, anchor)
     fix = issue.fix
     body = issue.message + ("\n\n" + "\n".join(f"- {step}" for step in fix.fix) if fix and fix.fix else "")
     return {
@@ -62,6 +61,5 @@ def _entry(issue: issues.Issue) -> dict[str, Any]:
         "severity": SEVERITY.get((issue.rule.id, issue.level), "minor"),
         "categories": ["Security"],
         "content": {"body": body},
-        "location": {"path": place.path if place else DEFAULT_PATH,
-                     "lines": {"begin": place.line if place else 1}},
+        "location": {"path": place.path, "lines": {"begin": place.line}},
     }

@@ -20,8 +20,12 @@ relative path with a line: the Dockerfile line that installs it, say); else the
 line of the container's `image:` in the Compose file or manifest it came from; else the
 anchor (`--sarif-anchor`, e.g. the Dockerfile that built the image), line 1;
 else an evidence path inside the image (/etc/postfix/main.cf:42), which CI
-systems show as text but cannot open; else nothing. A path inside the image is
-always quoted in the message, so it is never lost.
+systems show as text but cannot open; else nothing. Only paths inside the
+checkout (the working directory) are repository places; a manifest outside it
+is named but is no repository place. A path inside the image is always quoted
+in the message, so it is never lost. Formats that must name a repository file
+(SARIF for GitHub, GitLab code quality) fall back to the anchor, then
+`Dockerfile` (`ci_place`).
 """
 
 from __future__ import annotations
@@ -147,12 +151,28 @@ def place_of(finding: Finding | None, anchor: str | None, target: TargetInfo | N
     return None
 
 
+DEFAULT_PATH = "Dockerfile"  # where a format that must name a repository file points when nothing else is known
+
+
+def ci_place(place: Place | None, anchor: str | None) -> Place:
+    """The repository file a format that must name one points at: the issue's own place when it is
+    in the repository, else the anchor, else DEFAULT_PATH line 1. GitHub code scanning refuses a
+    SARIF result without a location ("locationFromSarifResult: expected at least one location"),
+    and GitLab code quality needs `location.path`."""
+    if place is not None and place.in_repo:
+        return place
+    return Place((repo_path(anchor) if anchor else None) or DEFAULT_PATH, 1)
+
+
 def repo_path(path: str) -> str | None:
     """A path as the repository names it: relative to the checkout (the working directory),
     normalised, without "./"; None for one outside it (`/tmp/k8s.yaml`, `../x`, `/`), which CI
     systems cannot open and GitHub refuses as a location."""
     if os.path.isabs(path):
-        path = os.path.relpath(path)
+        try:
+            path = os.path.relpath(path)
+        except (OSError, ValueError):  # the working directory is gone (or another drive)
+            return None
     rel = os.path.normpath(path)
     if rel in (".", "") or rel == ".." or rel.startswith(("../", "/")):
         return None

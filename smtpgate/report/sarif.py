@@ -60,7 +60,7 @@ def document(results: Sequence[ScanResult], meta: ReportMeta) -> dict[str, Any]:
         "invocations": [_invocation(meta, code, found)],
         "originalUriBaseIds": {"IMAGEROOT": {"uri": "file:///",
                                              "description": {"text": "The root of the image's filesystem"}}},
-        "results": [_result(issue) for issue in found],
+        "results": [_result(issue, meta.anchor) for issue in found],
         "properties": {"exitCode": code, "policy": meta.policy_source,
                        "targets": [{"ref": r.target.ref, "imageId": r.target.image_id, "verdict": r.verdict,
                                     "method": r.method} for r in results]},
@@ -125,7 +125,7 @@ def _invocation(meta: ReportMeta, code: int, found: list[issues.Issue]) -> dict[
     return out
 
 
-def _result(issue: issues.Issue) -> dict[str, Any]:
+def _result(issue: issues.Issue, anchor: str | None) -> dict[str, Any]:
     rule_index = issues.RULES.index(issue.rule)
     text = issue.message
     fix = issue.fix
@@ -140,8 +140,8 @@ def _result(issue: issues.Issue) -> dict[str, Any]:
                        "verdict": issue.target.verdict,
                        **({"workload": issue.target.target.workload} if issue.target.target.workload else {})},
     }
-    if issue.place is not None and issue.place.in_repo:  # GitHub: repository-relative locations only
-        out["locations"] = [_location(issue.place, issue.title)]
+    # GitHub: at least one location per result, repository-relative
+    out["locations"] = [_location(issues.ci_place(issue.place, anchor), issue.title)]
     if issue.judged is not None:
         f = issue.judged.finding
         out["properties"].update({"finding": f.key, "software": f.software.id, "state": f.state.value,

@@ -68,8 +68,8 @@ def test_sarif_rules_and_results():
 
 def test_an_anchor_is_pointed_at_only_inside_the_checkout(tmp_path, monkeypatch):
     """An absolute anchor inside the working directory (`$GITHUB_WORKSPACE/Dockerfile`) becomes
-    repository-relative; one outside it gives no location: SARIF, code quality and GitHub
-    annotations name only files of the repository."""
+    repository-relative; one outside it is never a location: SARIF and code quality point at the
+    default `Dockerfile` instead (both must name a repository file), GitHub annotations at no file."""
     monkeypatch.chdir(tmp_path)
     inside = replace(META, anchor=str(tmp_path / "docker" / "Dockerfile"))
     (result,) = json.loads(render("sarif", [samples.postfix_fail()], inside))["runs"][0]["results"]
@@ -79,7 +79,9 @@ def test_an_anchor_is_pointed_at_only_inside_the_checkout(tmp_path, monkeypatch)
     for outside in ("/", "/elsewhere/Dockerfile", "../Dockerfile"):
         meta = replace(META, anchor=outside)
         (result,) = json.loads(render("sarif", [samples.postfix_fail()], meta))["runs"][0]["results"]
-        assert "locations" not in result, outside
+        # GitHub needs a location: the default, never the path outside
+        assert [loc["physicalLocation"]["artifactLocation"] for loc in result["locations"]] == \
+            [{"uri": "Dockerfile"}], outside
         (quality,) = json.loads(render("codequality", [samples.postfix_fail()], meta))
         assert quality["location"]["path"] == "Dockerfile", outside  # code quality's default path
         assert "file=" not in render("github", [samples.postfix_fail()], meta), outside
@@ -212,9 +214,15 @@ def test_any_text_gives_valid_ci_documents(text, line):
     render("markdown", results, meta)
 
 
-def test_installed_only_finding_is_a_warning_without_location_when_no_anchor():
+def test_installed_only_finding_is_a_warning_on_the_default_path_when_no_anchor():
+    """Without an anchor or a repository file in the evidence the result still has a location
+    (`Dockerfile`, as code quality): GitHub refuses a result without one ("expected at least one
+    location"); this test said `"locations" not in res` before that was known."""
     finding = Finding(samples.POSTFIX, State.INSTALLED, evidence=(Evidence("package", "postfix 3.7"),))
     result = ScanResult(TargetInfo("image", "app:1"), judged=(Judged(finding, Decision(Outcome.WARN, "installed")),))
     doc = json.loads(render("sarif", [result], ReportMeta()))
     (res,) = doc["runs"][0]["results"]
-    assert res["ruleId"] == "SMTPGATE003" and res["level"] == "warning" and "locations" not in res
+    assert res["ruleId"] == "SMTPGATE003" and res["level"] == "warning"
+    assert res["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "Dockerfile"},
+                                                      "region": {"startLine": 1}}
+    checks.check_github_sarif(doc)
