@@ -13,8 +13,13 @@ AIOSMTPD = Mta(
     lang_packages=("pypi:aiosmtpd",),
     imports=import_patterns(py_import("aiosmtpd")),
     binaries=("/usr/bin/aiosmtpd", "/usr/local/bin/aiosmtpd"),
-    # aiosmtpd/main.py: no colon is a host on port 8025; an empty host is localhost
-    argv_listen=ArgvListen(flags=("-l", "--listen"), default="localhost:8025", empty_host="localhost"),
+    # aiosmtpd/main.py (argparse): `-l/--listen [HOST][:PORT]` (nargs="?"); no colon is a host on
+    # port 8025, an empty host before a colon is localhost; -c/--class and -s/--size take values
+    argv_listen=ArgvListen(flags=("-l", "--listen"), default="localhost:8025", program="aiosmtpd",
+                           empty_host="localhost",
+                           value_options=("-c", "--class", "-s", "--size", "--smtpscert", "--smtpskey",
+                                          "--tlscert", "--tlskey"),
+                           abbrev=True, optional_value=True),
     listen_setting=(
         "`-l/--listen HOST:PORT` of `python3 -m aiosmtpd` (default localhost:8025); in code, the "
         "`hostname` given to `aiosmtpd.controller.Controller`"
@@ -34,9 +39,10 @@ PYTHON_SMTPD = Mta(
     banners=patterns(r"\bPython SMTP proxy version (?P<version>\d+(?:\.\d+)+)"),
     processes=patterns(r"\s-m\s*smtpd(?:\s|$)"),
     imports=import_patterns(py_import("smtpd")),
-    # python3 -m smtpd [options] [localaddr [remoteaddr]]; -c/--class and -s/--size take a value
-    argv_listen=ArgvListen(default="localhost:8025", positional_after="smtpd",
-                           value_options=("-c", "--class", "-s", "--size")),
+    # python3 -m smtpd [options] [localaddr [remoteaddr]]: getopt 'nVhc:s:du', long options
+    # (which getopt takes by a unique prefix) class= and size= take a value
+    argv_listen=ArgvListen(default="localhost:8025", program="smtpd", positional=True,
+                           value_options=("-c", "--class", "-s", "--size"), abbrev=True),
     listen_setting="the `host:port` argument of `python3 -m smtpd`, or `localaddr` in code",
     fix=(
         "Bind to loopback: `python3 -m smtpd -n -c DebuggingServer 127.0.0.1:1025`; in code, "

@@ -15,15 +15,36 @@ CASES = [
     ("aiosmtpd", ("aiosmtpd", "-l127.0.0.1:2525"), ("127.0.0.1", "2525", BindScope.LOOPBACK)),
     ("aiosmtpd", ("aiosmtpd", "-l", "[::1]:25", "--listen=[::]:25"), ("::", "25", BindScope.ALL)),
     ("aiosmtpd", ("aiosmtpd", "-l"), ("localhost", "8025", BindScope.LOOPBACK)),  # no value: the default
-    # aiosmtpd/main.py (1.4.6, pip-smtp-server): an empty host is localhost, no colon is a host on 8025
+    # As aiosmtpd 1.4.6's own parseargs reads them (run in the pip-smtp-server fixture, 2026-12-02:
+    # host, port): an empty host before a colon is localhost, no colon is a host on 8025, an empty
+    # value (asyncio: host '' is every interface) is all; groups, prefixes, an omitted optional value
     ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", ":2525"), ("localhost", "2525", BindScope.LOOPBACK)),
     ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", "0.0.0.0"), ("0.0.0.0", "8025", BindScope.ALL)),
     ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", "127.0.0.1"), ("127.0.0.1", "8025", BindScope.LOOPBACK)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-n", "-l", ""), ("all", "8025", BindScope.ALL)),
+    ("aiosmtpd", ("aiosmtpd", "--listen="), ("all", "8025", BindScope.ALL)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-nl", "0.0.0.0:25"), ("0.0.0.0", "25", BindScope.ALL)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "--lis", "0.0.0.0:25"), ("0.0.0.0", "25", BindScope.ALL)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-l", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-n", "--listen", "0.0.0.0:25", "-l"),
+     ("localhost", "8025", BindScope.LOOPBACK)),  # the last -l, without its optional value: the default
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-c", "aiosmtpd.handlers.Debugging", "-l", "0.0.0.0:25"),
+     ("0.0.0.0", "25", BindScope.ALL)),
+    # python's own -Wall is not aiosmtpd's -l
+    ("aiosmtpd", ("python3", "-Wall", "-m", "aiosmtpd", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
+    # aiosmtpd refuses a bracketed host without a port ("Invalid port number"); read as that host
     ("aiosmtpd", ("python3", "-m", "aiosmtpd", "--listen=[::1]"), ("::1", "8025", BindScope.LOOPBACK)),
     ("python-smtpd", ("python3", "-m", "smtpd", "-n", "-c", "DebuggingServer", ":25"), ("all", "25", BindScope.ALL)),
     ("python-smtpd", ("python3", "-m", "smtpd", "-n", "--class", "DebuggingServer", "-s", "100",
                       "127.0.0.1:1025", "relay:25"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
     ("python-smtpd", ("python3", "-m", "smtpd", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
+    # as Python 3.11's smtpd.parseargs (getopt 'nVhc:s:du') reads them
+    ("python-smtpd", ("python3", "-m", "smtpd", "-nc", "DebuggingServer", "0.0.0.0:25"),
+     ("0.0.0.0", "25", BindScope.ALL)),
+    ("python-smtpd", ("python3", "-m", "smtpd", "--cl", "DebuggingServer", "127.0.0.1:25"),
+     ("127.0.0.1", "25", BindScope.LOOPBACK)),
+    ("python-smtpd", ("python3", "-m", "smtpd", "-cDebuggingServer", "0.0.0.0:2525"),
+     ("0.0.0.0", "2525", BindScope.ALL)),
     ("mailpit", ("mailpit",), ("::", "1025", BindScope.ALL)),
     ("mailpit", ("/mailpit", "--smtp", "127.0.0.1:1025"), ("127.0.0.1", "1025", BindScope.LOOPBACK)),
     ("mailpit", ("/mailpit", "--smtp", ":2525"), ("all", "2525", BindScope.ALL)),  # Go: an empty host is all
