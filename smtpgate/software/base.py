@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from smtpgate.model import Process
 from smtpgate.software.listen import ArgvAddress, ConfigFiles, ConfiguredListen
 
 ListenReader = Callable[[ConfigFiles, list[str]], list[ConfiguredListen]]
-# (argv, environment) -> where that command line, run in that environment, makes it listen
-ArgvReader = Callable[[tuple[str, ...], "Mapping[str, str]"], "ArgvAddress | None"]
+ArgvReader = Callable[[tuple[str, ...]], "ArgvAddress | None"]
 
 TEXT_LIMIT = 4096  # an SMTP reply line is at most 512 octets (RFC 5321); anything longer is junk
 
@@ -107,11 +106,10 @@ class Mta:
     config_paths: tuple[str, ...] = ()
 
     def command_listen(self, argv: tuple[str, ...], context: str, path: str | None = None,
-                       line: int | None = None, env: Mapping[str, str] | None = None) -> ConfiguredListen | None:
-        """Where the command line `argv`, run with the environment `env`, makes it listen (None: it does
-        not say); `context` says where the command line was found (the command itself, a supervisord
-        program), `path`:`line` its file."""
-        found = self.argv_listen(argv, env or {}) if self.argv_listen is not None else None
+                       line: int | None = None) -> ConfiguredListen | None:
+        """Where the command line `argv` makes it listen (None: it does not say); `context` says where
+        the command line was found (the command itself, a supervisord program), `path`:`line` its file."""
+        found = self.argv_listen(argv) if self.argv_listen is not None else None
         if found is None:
             return None
         text = f"{self.name} {found.text} ({context})"

@@ -17,7 +17,6 @@ and dc_local_interfaces disagree, update-exim4.conf was not re-run.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 
 from smtpgate.model import BindScope
 from smtpgate.software.base import RERUN, Mta, patterns, ss_check
@@ -167,9 +166,8 @@ def ox_listens(value: str, path: str | None, line: int | None) -> ConfiguredList
     return ConfiguredListen("exim", found.scope, found.address, found.port, f"Exim {found.text}", path, line)
 
 
-def argv_listen(argv: tuple[str, ...], env: Mapping[str, str]) -> ArgvAddress | None:
-    """The daemon's `-oX` option (it overrides local_interfaces and daemon_smtp_ports); None without one.
-    Exim reads no listen address from its environment."""
+def argv_listen(argv: tuple[str, ...]) -> ArgvAddress | None:
+    """The daemon's `-oX` option (it overrides local_interfaces and daemon_smtp_ports); None without one."""
     if "-oX" not in argv[:-1]:
         return None
     return ox_address(argv[argv.index("-oX") + 1])

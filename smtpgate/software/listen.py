@@ -10,7 +10,6 @@ other way round.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -77,9 +76,7 @@ class ArgvListen:
     asyncio binds host ''); an empty host before a colon (`:25`) is `empty_host`: all
     interfaces for getopt smtpd, Go and pflag servers, but aiosmtpd's own default host
     (localhost). The servers refuse a bracketed address without a port (`[::1]`); it is read
-    as that host. `env`: variables that give the address when no flag does (Go servers that
-    take their flag defaults from the environment: flag, then variable, then `default`; an empty
-    variable is unset, as they treat it).
+    as that host.
     """
 
     flags: tuple[str, ...] = ()
@@ -90,19 +87,15 @@ class ArgvListen:
     empty_host: str = "all"
     abbrev: bool = False
     optional_value: bool = False
-    env: tuple[str, ...] = ()
 
-    def __call__(self, argv: tuple[str, ...], env: Mapping[str, str] | None = None) -> ArgvAddress | None:
+    def __call__(self, argv: tuple[str, ...]) -> ArgvAddress | None:
         named = [i for i, word in enumerate(argv) if self.program and word.rsplit("/", 1)[-1] == self.program]
         given: str | None = None
         positional: list[str] = []  # without its program word, its address is not on this command line
         if named or not self.positional:
             given, positional = self._scan(argv[named[0] + 1:] if named else argv)
-        variable = next((name for name in self.env if (env or {}).get(name)), None)
         if self.positional:
             value = positional[0] if positional else self.default
-        elif given is None and variable is not None:
-            value = (env or {})[variable]
         else:
             value = self.default if given is None else given
         if value is None:
@@ -112,10 +105,7 @@ class ArgvListen:
             address, port = value.strip("[]") or "all", (self.default or "").rpartition(":")[2]
         else:
             address = host.strip("[]") or self.empty_host
-        why = (f"{variable}={value[:200]} in the environment: it listens on {address}:{port}"
-               if given is None and variable is not None and not self.positional
-               else f"command line listens on {address}:{port}")
-        return ArgvAddress(address_scope(address), address, port, why)
+        return ArgvAddress(address_scope(address), address, port, f"command line listens on {address}:{port}")
 
     def _scan(self, words: tuple[str, ...]) -> tuple[str | None, list[str]]:
         """The last value given to one of `flags` (None: none given, or the flag's optional value was

@@ -9,9 +9,7 @@ MAILHOG = Mta(
     banners=patterns(r"\bESMTP MailHog\b"),
     processes=patterns(r"^(?:\S*/)?mailhog(?:\s|$)"),
     binaries=("/usr/local/bin/MailHog", "/usr/bin/MailHog", "/usr/local/bin/mailhog"),
-    # Go flag: - or --; its default comes from MH_SMTP_BIND_ADDR (envconf)
-    argv_listen=ArgvListen(flags=("-smtp-bind-addr", "--smtp-bind-addr"), default="0.0.0.0:1025",
-                           env=("MH_SMTP_BIND_ADDR",)),
+    argv_listen=ArgvListen(flags=("-smtp-bind-addr", "--smtp-bind-addr"), default="0.0.0.0:1025"),  # Go flag: - or --
     units=("mailhog",),
     listen_setting="`-smtp-bind-addr` / `MH_SMTP_BIND_ADDR` (default `0.0.0.0:1025`)",
     fix=(

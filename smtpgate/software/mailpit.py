@@ -9,8 +9,7 @@ MAILPIT = Mta(
     banners=patterns(r"\bMailpit ESMTP Service ready\b"),
     processes=patterns(r"^(?:\S*/)?mailpit(?:\s|$)"),
     binaries=("/usr/local/bin/mailpit", "/usr/bin/mailpit", "/mailpit"),
-    argv_listen=ArgvListen(flags=("-s", "--smtp"), default="[::]:1025", program="mailpit",
-                           env=("MP_SMTP_BIND_ADDR",)),
+    argv_listen=ArgvListen(flags=("-s", "--smtp"), default="[::]:1025", program="mailpit"),
     units=("mailpit",),
     listen_setting="`--smtp` / `MP_SMTP_BIND_ADDR` (default `[::]:1025`)",
     fix=(

@@ -197,7 +197,7 @@ def _one(fs: RootFS, cmd: shell.Command, ctx: _Context, out: CommandFacts, delay
                                       f"({origin}{late})", where, line, not cmd.condition, cmd.condition))
         if cmd.condition:
             return
-        listen = mta.command_listen(cmd.argv, f"`{cmd.text[:200]}`", where, line, env=ctx.env)
+        listen = mta.command_listen(cmd.argv, f"`{cmd.text[:200]}`", where, line)
         if listen is not None:
             out.listens.append(listen)
         return

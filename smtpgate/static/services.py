@@ -237,7 +237,7 @@ def supervisord(fs: RootFS, problems: list[str], config: str | None = None,
         if mta is None:
             continue
         listen = mta.command_listen(tuple(prog.command.split()), f"supervisord program {prog.name}", prog.path,
-                                    prog.line, env={**(env or {}), **dict(prog.environment)})
+                                    prog.line)
         if listen is not None and listens is not None and prog.autostart:
             listens.append(listen)
         if not prog.autostart:

@@ -28,7 +28,6 @@ class Program:
     autostart: bool
     path: str
     line: int
-    environment: tuple[tuple[str, str], ...] = ()  # its `environment=` (added to supervisord's own)
 
 
 def ini_sections(text: str) -> list[tuple[str, int, dict[str, tuple[str, int]]]]:
@@ -113,26 +112,5 @@ def programs(fs: RootFS, main: str | None, problems: list[str], env: dict[str, s
             command, at = keys["command"]
             command = expand_env(command, env)
             autostart = expand_env(keys.get("autostart", ("true", 0))[0], env).strip().lower() not in _FALSE
-            environment = program_environment(expand_env(keys.get("environment", ("", 0))[0], env))
-            out.append(Program(name.strip(), command, autostart, path, at, environment))
+            out.append(Program(name.strip(), command, autostart, path, at))
     return out
-
-
-def program_environment(value: str) -> tuple[tuple[str, str], ...]:
-    """supervisord's `environment=KEY="val",KEY2=val2`: comma-separated KEY=value pairs, a value
-    in double or single quotes may hold commas; pairs without `=` are skipped."""
-    pairs, word, quote = [], "", ""
-    for ch in value + ",":
-        if quote:
-            quote = "" if ch == quote else quote
-            word += "" if not quote else ch
-        elif ch in "'\"":
-            quote = ch
-        elif ch == ",":
-            key, eq, val = word.partition("=")
-            if eq and key.strip():
-                pairs.append((key.strip(), val.strip()))
-            word = ""
-        else:
-            word += ch
-    return tuple(pairs)

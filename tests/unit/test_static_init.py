@@ -402,34 +402,3 @@ def test_deep_nesting_huge_scripts_and_sourcing_loops_are_bounded(tmp_path):
         assert found and not found[0].condition, name  # never hidden behind the bomb
     recursive = "f() { f; exim -bd; }\nf\n"
     assert [c.text for c in shell.commands(recursive)] == ["f", "exim -bd"]  # a recursive call is not followed
-
-
-# -- listen addresses on the command line and in the environment, as --static judges them -------
-
-
-@pytest.mark.parametrize(("env", "outcome"), [({}, "fail"), ({"MP_SMTP_BIND_ADDR": "127.0.0.1:1025"}, "pass"),
-                                              ({"MP_SMTP_BIND_ADDR": "0.0.0.0:1025"}, "fail")])
-def test_mailpit_bound_by_its_environment(tmp_path, env, outcome):
-    """Mailpit's fix text says MP_SMTP_BIND_ADDR=127.0.0.1:1025: `--static` must then pass it."""
-    fs = tree(tmp_path, {})
-    (tmp_path / "mailpit").write_bytes(b"\x7fELF\x02\x01\x01" + bytes(57))  # a binary, not a script to walk into
-    (tmp_path / "mailpit").chmod(0o755)
-    assert verdicts(fs, ImageConfig(entrypoint=("/mailpit",), env=env)) == {"mailpit": outcome}
-
-
-@pytest.mark.parametrize(("environment", "outcome"), [("", "fail"), ('MH_SMTP_BIND_ADDR="127.0.0.1:1025"', "pass")])
-def test_supervisord_program_environment_binds_mailhog(tmp_path, environment, outcome):
-    conf = f"[program:mailhog]\ncommand=/usr/local/bin/MailHog\nenvironment={environment}\n"
-    fs = tree(tmp_path, {"/etc/supervisord.conf": conf, "/usr/local/bin/MailHog": "#!/bin/sh\n"})
-    assert verdicts(fs, ImageConfig(cmd=("supervisord", "-n"))) == {"mailhog": outcome}
-
-
-@pytest.mark.parametrize(("args", "outcome"), [
-    (("-n",), "pass"),  # localhost:8025
-    (("-nl", "0.0.0.0:25"), "fail"),  # was read as the default, localhost: a false pass
-    (("-n", "-l", ":2525"), "pass"),  # aiosmtpd binds localhost
-    (("-n", "-l", ""), "fail"),  # host '': every interface
-])
-def test_aiosmtpd_command_line_as_aiosmtpd_reads_it(tmp_path, args, outcome):
-    fs = tree(tmp_path, {}, base="pip-smtp-server")  # aiosmtpd 1.4.6 in the /opt/mail venv
-    assert verdicts(fs, ImageConfig(cmd=("/opt/mail/bin/python", "-m", "aiosmtpd", *args))) == {"aiosmtpd": outcome}

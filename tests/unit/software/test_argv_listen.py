@@ -72,24 +72,3 @@ def test_command_line_listen(mta_id, argv, want):
 ])
 def test_command_line_says_nothing(mta_id, argv):
     assert get(mta_id).command_listen(argv, "`cmd`") is None
-
-
-# Go servers take their flag's default from the environment: flag, then variable, then the default
-ENV_CASES = [
-    ("mailpit", ("mailpit",), {"MP_SMTP_BIND_ADDR": "127.0.0.1:1025"}, ("127.0.0.1", "1025", BindScope.LOOPBACK)),
-    ("mailpit", ("mailpit", "--smtp", "0.0.0.0:1025"), {"MP_SMTP_BIND_ADDR": "127.0.0.1:1025"},
-     ("0.0.0.0", "1025", BindScope.ALL)),  # the flag wins
-    ("mailpit", ("mailpit",), {"MP_SMTP_BIND_ADDR": ""}, ("::", "1025", BindScope.ALL)),  # empty: unset
-    ("mailhog", ("MailHog",), {"MH_SMTP_BIND_ADDR": "127.0.0.1:1025"}, ("127.0.0.1", "1025", BindScope.LOOPBACK)),
-    ("mailhog", ("MailHog",), {"MP_SMTP_BIND_ADDR": "127.0.0.1:1025"}, ("0.0.0.0", "1025", BindScope.ALL)),
-    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-n"), {"MP_SMTP_BIND_ADDR": "0.0.0.0:25"},
-     ("localhost", "8025", BindScope.LOOPBACK)),  # another server's variable
-]
-
-
-@pytest.mark.parametrize(("mta_id", "argv", "env", "want"), ENV_CASES)
-def test_listen_address_from_the_environment(mta_id, argv, env, want):
-    found = get(mta_id).command_listen(argv, "`cmd`", env=env)
-    assert found is not None and (found.address, found.port, found.scope) == want
-    if want[2] is BindScope.LOOPBACK and env and mta_id != "aiosmtpd":
-        assert next(iter(env)) in found.text and "in the environment" in found.text, found.text
