@@ -89,7 +89,8 @@ class ArgvListen:
     optional_value: bool = False
 
     def __call__(self, argv: tuple[str, ...]) -> ArgvAddress | None:
-        named = [i for i, word in enumerate(argv) if self.program and word.rsplit("/", 1)[-1] == self.program]
+        named = [i for i, word in enumerate(argv)  # `/usr/bin/aiosmtpd`, `-m aiosmtpd`, `-maiosmtpd`
+                 if self.program and self.program in (word.rsplit("/", 1)[-1], word.removeprefix("-m"))]
         given: str | None = None
         positional: list[str] = []  # without its program word, its address is not on this command line
         if named or not self.positional:
@@ -153,7 +154,7 @@ class ArgvListen:
         name = word.split("=", 1)[0]
         for option in options:
             if len(option) > 2 and (name == option or (
-                    self.abbrev and name.startswith("--") and len(name) > 3 and option.startswith(name))):
+                    self.abbrev and name.startswith("--") and len(name) > 2 and option.startswith(name))):
                 return option
         return None
 

@@ -30,6 +30,9 @@ CASES = [
      ("localhost", "8025", BindScope.LOOPBACK)),  # the last -l, without its optional value: the default
     ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-c", "aiosmtpd.handlers.Debugging", "-l", "0.0.0.0:25"),
      ("0.0.0.0", "25", BindScope.ALL)),
+    ("aiosmtpd", ("python3", "-m", "aiosmtpd", "-n", "--l", "0.0.0.0:25"), ("0.0.0.0", "25", BindScope.ALL)),
+    ("python-smtpd", ("python3", "-msmtpd", "-n", "-c", "DebuggingServer", "0.0.0.0:25"),
+     ("0.0.0.0", "25", BindScope.ALL)),  # -m glued to the module name
     # python's own -Wall is not aiosmtpd's -l
     ("aiosmtpd", ("python3", "-Wall", "-m", "aiosmtpd", "-n"), ("localhost", "8025", BindScope.LOOPBACK)),
     # aiosmtpd refuses a bracketed host without a port ("Invalid port number"); read as that host
